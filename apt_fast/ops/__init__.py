@@ -1,0 +1,10 @@
+"""The torch.library namespace `apt_fast`: one file per op with its schema, fake and argument checks.
+
+The plain-PyTorch reference is registered as each op's default kernel (CompositeExplicitAutograd);
+apt_fast.backends overrides it per device with the native CPU and Triton kernels.
+"""
+
+from . import distill_loss  # noqa: F401  (defines apt_fast::distill_loss_fwd)
+from .library import LIBRARY, OPS
+
+__all__ = ["LIBRARY", "OPS"]

@@ -1,0 +1,8 @@
+// One bind_<family>(module) per op family; module.cpp calls them all.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace apt_fast {
+void bind_distill_loss(pybind11::module_& m);
+}  // namespace apt_fast

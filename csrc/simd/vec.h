@@ -1,0 +1,24 @@
+// Picks the vector type for the level this translation unit is compiled for (APT_SIMD_LEVEL:
+// 0 scalar, 1 AVX2, 2 AVX-512) and names the namespace its kernels live in. Kernels are written
+// once against the Vec interface below and compiled once per level.
+//
+// Vec interface: Vec::size lanes of float;
+//   load(const float*), load(const uint16_t* bf16), load_partial(p, n, fill), broadcast(x);
+//   store(float*), store(uint16_t* bf16, round to nearest even), store_partial(p, n);
+//   + - * /, fmadd(a, b, c) = a*b+c, max, min, select(mask, a, b), a < b, a == b, a > b;
+//   reduce_add(), reduce_max(); pow2n(n) = 2^n for integral n; frexp(x, &exponent) -> mantissa in [0.5, 1).
+#pragma once
+
+// Every level gets its own namespace, so the three builds of one kernel never share a symbol.
+#if APT_SIMD_LEVEL == 2
+#define APT_SIMD_NS simd_avx512
+#include "simd/vec_avx512.h"
+#elif APT_SIMD_LEVEL == 1
+#define APT_SIMD_NS simd_avx2
+#include "simd/vec_avx2.h"
+#else
+#define APT_SIMD_NS simd_scalar
+#include "simd/vec_scalar.h"
+#endif
+
+#include "simd/vec_math.h"

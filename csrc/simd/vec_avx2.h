@@ -1,0 +1,92 @@
+// Eight-lane Vec on AVX2 + FMA.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace apt_fast {
+namespace APT_SIMD_NS {
+
+struct Vec {
+  using Mask = __m256;
+  static constexpr int size = 8;
+  __m256 v;
+
+  Vec() = default;
+  Vec(__m256 x) : v(x) {}
+  Vec(float x) : v(_mm256_set1_ps(x)) {}
+  static Vec broadcast(float x) { return Vec(x); }
+  static Vec load(const float* p) { return _mm256_loadu_ps(p); }
+  static Vec load(const uint16_t* p) {
+    __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  template <class T>
+  static Vec load_partial(const T* p, int n, float fill) {
+    alignas(32) T buffer[size];
+    for (int i = 0; i < size; ++i) buffer[i] = i < n ? p[i] : T{};
+    return select(lane_index() < Vec(static_cast<float>(n)), load(buffer), Vec(fill));
+  }
+  void store(float* p) const { _mm256_storeu_ps(p, v); }
+  void store(uint16_t* p) const {
+    // Round to nearest even on the upper 16 bits; NaN stays NaN (quiet bit set).
+    __m256i bits = _mm256_castps_si256(v);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF))), 16);
+    __m256i nan = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x40));
+    __m256i is_nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    __m256i halves = _mm256_blendv_epi8(rounded, nan, is_nan);
+    __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), packed);
+  }
+  template <class T>
+  void store_partial(T* p, int n) const {
+    alignas(32) T buffer[size];
+    store(buffer);
+    for (int i = 0; i < n; ++i) p[i] = buffer[i];
+  }
+
+  friend Vec operator+(Vec a, Vec b) { return _mm256_add_ps(a.v, b.v); }
+  friend Vec operator-(Vec a, Vec b) { return _mm256_sub_ps(a.v, b.v); }
+  friend Vec operator*(Vec a, Vec b) { return _mm256_mul_ps(a.v, b.v); }
+  friend Vec operator/(Vec a, Vec b) { return _mm256_div_ps(a.v, b.v); }
+  friend Mask operator<(Vec a, Vec b) { return _mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ); }
+  friend Mask operator>(Vec a, Vec b) { return _mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ); }
+  friend Mask operator==(Vec a, Vec b) { return _mm256_cmp_ps(a.v, b.v, _CMP_EQ_OQ); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a.v, b.v, c.v); }
+  static Vec max(Vec a, Vec b) { return _mm256_max_ps(a.v, b.v); }
+  static Vec min(Vec a, Vec b) { return _mm256_min_ps(a.v, b.v); }
+  static Vec select(Mask m, Vec a, Vec b) { return _mm256_blendv_ps(b.v, a.v, m); }
+  float reduce_add() const {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  float reduce_max() const {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static Vec pow2n(Vec n) {
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127)), 23);
+    return _mm256_castsi256_ps(bits);
+  }
+  static Vec frexp(Vec x, Vec* exponent) {
+    // Normal inputs only (denormals are treated as tiny normals; their terms vanish anyway).
+    __m256i bits = _mm256_castps_si256(x.v);
+    __m256i biased = _mm256_srli_epi32(bits, 23);
+    *exponent = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(biased, _mm256_set1_epi32(0xFF))), _mm256_set1_ps(126.0f));
+    __m256i mantissa = _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x807FFFFF)), _mm256_set1_epi32(0x3F000000));
+    return _mm256_castsi256_ps(mantissa);
+  }
+  static Vec round(Vec x) { return _mm256_round_ps(x.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+ private:
+  static Vec lane_index() { return _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7); }
+};
+
+}  // namespace APT_SIMD_NS
+}  // namespace apt_fast

@@ -1,0 +1,13 @@
+// A small persistent thread pool. Workers sleep on a condition variable between jobs, so they do not
+// spin against torch's own OpenMP threads; the caller passes torch.get_num_threads() as num_threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace apt_fast {
+
+// Runs body(begin, end) over [0, n) split into at most num_threads contiguous ranges, in parallel.
+void parallel_for(int64_t n, int num_threads, const std::function<void(int64_t, int64_t)>& body);
+
+}  // namespace apt_fast

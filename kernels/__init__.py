@@ -1,0 +1,1 @@
+"""Triton GPU kernels, installed as apt_fast.kernels (imported lazily: triton is optional)."""
