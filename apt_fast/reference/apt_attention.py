@@ -12,7 +12,10 @@ numbers, quirks included:
 * the statistics are pooled over the whole [T, S] matrix of each batch element, future rows included,
   so the attention is not causal even under a causal mask;
 * ``torch.quantile`` raises for more than 2**24 elements and for half dtypes; upstream then skips the
-  adaptive temperature (``Φ' = clamp(Φ, -10, 10)``), and so does this reference.
+  adaptive temperature (``Φ' = clamp(Φ, -10, 10)``), and so does this reference;
+* with a single key (S = 1) T13 divides by ``-ln(1) = -0.0``: the forward is fine (r = 0.8) but the
+  backward of that division is NaN, which reaches the q/k gradients (upstream's DBC-DAC gradient hooks
+  then turn it into 0).
 """
 
 from __future__ import annotations

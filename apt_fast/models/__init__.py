@@ -1,0 +1,1 @@
+"""Model implementations shipped with apt_fast."""
