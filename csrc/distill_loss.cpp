@@ -90,8 +90,8 @@ float distill_row(const DistillLossArgs& a, const T* s, const T* t, int64_t targ
   Vec sum_s(0.0f), sum_t(0.0f), sum_1(0.0f);
   for_each_block(vocab, [&](int64_t j, int n) {
     Vec xs = load_block(s + j, n, kNegInf);
-    Vec ys = exp(Vec::fmadd(xs, vinv_t, Vec(0.0f) - shift_s));
-    Vec yt = exp(Vec::fmadd(load_block(t + j, n, kNegInf), vinv_t, Vec(0.0f) - shift_t));
+    Vec ys = exp(xs * vinv_t - shift_s);  // not fused, so the maximum maps to exp(0) = 1 exactly
+    Vec yt = exp(load_block(t + j, n, kNegInf) * vinv_t - shift_t);
     ys.store(es + j);
     yt.store(et + j);
     sum_s = sum_s + ys;
@@ -116,8 +116,12 @@ float distill_row(const DistillLossArgs& a, const T* s, const T* t, int64_t targ
   }
   const Vec coef(a.alpha * a.temperature * a.grad_scale);
   const Vec ce_coef(a.ce_weight * a.grad_scale);
-  // The cross-entropy part of the gradient, softmax(x) * ce_coef; the one-hot is subtracted below.
-  auto ce_grad = [&](int64_t j) { return with_ce ? Vec::load(e1 + j) * inv_sum_1 * ce_coef : Vec(0.0f); };
+  // The cross-entropy part of the gradient at lanes j..j+size: ce_coef * (softmax(x) - one_hot(target)).
+  auto ce_grad = [&](int64_t j) {
+    if (!with_ce) return Vec(0.0f);
+    Vec one_hot = Vec::select(Vec::iota() == Vec(static_cast<float>(target - j)), ce_coef, Vec(0.0f));
+    return Vec::load(e1 + j) * inv_sum_1 * ce_coef - one_hot;
+  };
 
   // Sweeps 3 and 4: divergence and gradient.
   float divergence = 0.0f;
@@ -127,7 +131,7 @@ float distill_row(const DistillLossArgs& a, const T* s, const T* t, int64_t targ
       for_each_block(vocab, [&](int64_t j, int n) {
         Vec ps = Vec::load(es + j) * inv_sum_s, pt = Vec::load(et + j) * inv_sum_t;
         Vec xs = load_block(s + j, n, 0.0f), xt = load_block(t + j, n, 0.0f);
-        Vec log_ratio = (xt - xs) * vinv_t - (vlse_t - vlse_s);
+        Vec log_ratio = (xt * vinv_t - vlse_t) - (xs * vinv_t - vlse_s);
         acc = acc + zero_where_not_positive(pt, pt * log_ratio);
         if (grad) store_block(grad + j, n, Vec::fmadd(coef, ps - pt, ce_grad(j)));
       });
@@ -137,7 +141,7 @@ float distill_row(const DistillLossArgs& a, const T* s, const T* t, int64_t targ
       for_each_block(vocab, [&](int64_t j, int n) {
         Vec ps = Vec::load(es + j) * inv_sum_s;
         Vec xs = load_block(s + j, n, 0.0f), xt = load_block(t + j, n, 0.0f);
-        Vec log_ratio = (xs - xt) * vinv_t - (vlse_s - vlse_t);
+        Vec log_ratio = (xs * vinv_t - vlse_s) - (xt * vinv_t - vlse_t);
         log_ratio.store(et + j);
         acc = acc + zero_where_not_positive(ps, ps * log_ratio);
       });
@@ -157,8 +161,8 @@ float distill_row(const DistillLossArgs& a, const T* s, const T* t, int64_t targ
       for_each_block(vocab, [&](int64_t j, int n) {
         Vec ps = Vec::load(es + j) * inv_sum_s, pt = Vec::load(et + j) * inv_sum_t;
         Vec xs = load_block(s + j, n, 0.0f), xt = load_block(t + j, n, 0.0f);
-        Vec log_ps = Vec::fmadd(xs, vinv_t, Vec(0.0f) - vlse_s);
-        Vec log_pt = Vec::fmadd(xt, vinv_t, Vec(0.0f) - vlse_t);
+        Vec log_ps = xs * vinv_t - vlse_s;
+        Vec log_pt = xt * vinv_t - vlse_t;
         Vec log_m = log(Vec::fmadd(beta, pt, one_minus_beta * ps));
         Vec g = one_minus_beta * (log_ps - log_m);  // d divergence / d p_s
         g.store(et + j);
@@ -176,10 +180,6 @@ float distill_row(const DistillLossArgs& a, const T* s, const T* t, int64_t targ
       }
       break;
     }
-  }
-  if (grad && with_ce) {
-    float g = to_float(grad + target) - a.ce_weight * a.grad_scale;
-    Vec(g).store_partial(grad + target, 1);
   }
   return a.alpha * a.temperature * a.temperature * divergence + a.ce_weight * ce_loss;
 }

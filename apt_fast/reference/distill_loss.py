@@ -18,7 +18,6 @@ d(sum_i grad_scale * loss_i) / d student_logits, in the student's dtype.
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Tuple
 
 import torch
@@ -40,7 +39,8 @@ def divergence_ref(log_ps: torch.Tensor, log_pt: torch.Tensor, divergence: str, 
         return _weighted_log_ratio(pt, log_pt, log_ps)
     if divergence == "reverse_kl":
         return _weighted_log_ratio(ps, log_ps, log_pt)
-    log_m = torch.logaddexp(log_pt + math.log(jsd_beta), log_ps + math.log1p(-jsd_beta))  # [N, V]
+    m = jsd_beta * pt + (1 - jsd_beta) * ps  # [N, V]
+    log_m = torch.where(m > 0, m, torch.ones_like(m)).log()  # 0 where m == 0, which only meets p == 0
     return jsd_beta * _weighted_log_ratio(pt, log_pt, log_m) + (1 - jsd_beta) * _weighted_log_ratio(ps, log_ps, log_m)
 
 

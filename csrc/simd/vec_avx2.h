@@ -26,7 +26,7 @@ struct Vec {
   static Vec load_partial(const T* p, int n, float fill) {
     alignas(32) T buffer[size];
     for (int i = 0; i < size; ++i) buffer[i] = i < n ? p[i] : T{};
-    return select(lane_index() < Vec(static_cast<float>(n)), load(buffer), Vec(fill));
+    return select(iota() < Vec(static_cast<float>(n)), load(buffer), Vec(fill));
   }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
   void store(uint16_t* p) const {
@@ -82,10 +82,8 @@ struct Vec {
     __m256i mantissa = _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x807FFFFF)), _mm256_set1_epi32(0x3F000000));
     return _mm256_castsi256_ps(mantissa);
   }
+  static Vec iota() { return _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7); }
   static Vec round(Vec x) { return _mm256_round_ps(x.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-
- private:
-  static Vec lane_index() { return _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7); }
 };
 
 }  // namespace APT_SIMD_NS

@@ -1,4 +1,5 @@
-// One-lane Vec: the portable fallback, also the reference the wider levels are tested against.
+// Portable Vec of eight floats in plain arrays: the fallback for CPUs without AVX2. Eight independent
+// lanes keep its sums as accurate as the wider levels' (and let the compiler use SSE2).
 #pragma once
 
 #include <cmath>
@@ -9,59 +10,116 @@ namespace apt_fast {
 namespace APT_SIMD_NS {
 
 struct Vec {
-  using Mask = bool;
-  static constexpr int size = 1;
-  float v;
+  static constexpr int size = 8;
+  struct Mask {
+    bool lane[size];
+  };
+  float v[size];
 
   Vec() = default;
-  Vec(float x) : v(x) {}
+  Vec(float x) {
+    for (float& lane : v) lane = x;
+  }
   static Vec broadcast(float x) { return Vec(x); }
-  static Vec load(const float* p) { return Vec(*p); }
-  static Vec load(const uint16_t* p) {
-    uint32_t bits = static_cast<uint32_t>(*p) << 16;
+  static float bf16_to_float(uint16_t h) {
+    uint32_t bits = static_cast<uint32_t>(h) << 16;
     float x;
     std::memcpy(&x, &bits, sizeof(x));
-    return Vec(x);
+    return x;
   }
-  template <class T>
-  static Vec load_partial(const T* p, int n, float fill) { return n > 0 ? load(p) : Vec(fill); }
-  void store(float* p) const { *p = v; }
-  void store(uint16_t* p) const {
+  static uint16_t float_to_bf16(float x) {
     uint32_t bits;
-    std::memcpy(&bits, &v, sizeof(bits));
-    if (std::isnan(v)) {
-      *p = static_cast<uint16_t>((bits >> 16) | 0x40);
-      return;
-    }
-    bits += 0x7FFF + ((bits >> 16) & 1);
-    *p = static_cast<uint16_t>(bits >> 16);
+    std::memcpy(&bits, &x, sizeof(bits));
+    if (std::isnan(x)) return static_cast<uint16_t>((bits >> 16) | 0x40);
+    bits += 0x7FFF + ((bits >> 16) & 1);  // round to nearest even
+    return static_cast<uint16_t>(bits >> 16);
   }
-  template <class T>
-  void store_partial(T* p, int n) const {
-    if (n > 0) store(p);
+  static Vec load(const float* p) { return load_partial(p, size, 0.0f); }
+  static Vec load(const uint16_t* p) { return load_partial(p, size, 0.0f); }
+  static Vec load_partial(const float* p, int n, float fill) {
+    Vec r;
+    for (int i = 0; i < size; ++i) r.v[i] = i < n ? p[i] : fill;
+    return r;
+  }
+  static Vec load_partial(const uint16_t* p, int n, float fill) {
+    Vec r;
+    for (int i = 0; i < size; ++i) r.v[i] = i < n ? bf16_to_float(p[i]) : fill;
+    return r;
+  }
+  void store(float* p) const { store_partial(p, size); }
+  void store(uint16_t* p) const { store_partial(p, size); }
+  void store_partial(float* p, int n) const {
+    for (int i = 0; i < n; ++i) p[i] = v[i];
+  }
+  void store_partial(uint16_t* p, int n) const {
+    for (int i = 0; i < n; ++i) p[i] = float_to_bf16(v[i]);
   }
 
-  friend Vec operator+(Vec a, Vec b) { return a.v + b.v; }
-  friend Vec operator-(Vec a, Vec b) { return a.v - b.v; }
-  friend Vec operator*(Vec a, Vec b) { return a.v * b.v; }
-  friend Vec operator/(Vec a, Vec b) { return a.v / b.v; }
-  friend Mask operator<(Vec a, Vec b) { return a.v < b.v; }
-  friend Mask operator>(Vec a, Vec b) { return a.v > b.v; }
-  friend Mask operator==(Vec a, Vec b) { return a.v == b.v; }
-  static Vec fmadd(Vec a, Vec b, Vec c) { return std::fma(a.v, b.v, c.v); }
-  static Vec max(Vec a, Vec b) { return a.v > b.v ? a.v : b.v; }
-  static Vec min(Vec a, Vec b) { return a.v < b.v ? a.v : b.v; }
-  static Vec select(Mask m, Vec a, Vec b) { return m ? a : b; }
-  float reduce_add() const { return v; }
-  float reduce_max() const { return v; }
-  static Vec pow2n(Vec n) { return std::ldexp(1.0f, static_cast<int>(n.v)); }
-  static Vec frexp(Vec x, Vec* exponent) {
-    int e = 0;
-    float m = std::frexp(x.v, &e);
-    *exponent = static_cast<float>(e);
+  template <class F>
+  static Vec map(Vec a, Vec b, F f) {
+    Vec r;
+    for (int i = 0; i < size; ++i) r.v[i] = f(a.v[i], b.v[i]);
+    return r;
+  }
+  template <class F>
+  static Mask compare(Vec a, Vec b, F f) {
+    Mask m;
+    for (int i = 0; i < size; ++i) m.lane[i] = f(a.v[i], b.v[i]);
     return m;
   }
-  static Vec round(Vec x) { return std::nearbyint(x.v); }
+  friend Vec operator+(Vec a, Vec b) { return map(a, b, [](float x, float y) { return x + y; }); }
+  friend Vec operator-(Vec a, Vec b) { return map(a, b, [](float x, float y) { return x - y; }); }
+  friend Vec operator*(Vec a, Vec b) { return map(a, b, [](float x, float y) { return x * y; }); }
+  friend Vec operator/(Vec a, Vec b) { return map(a, b, [](float x, float y) { return x / y; }); }
+  friend Mask operator<(Vec a, Vec b) { return compare(a, b, [](float x, float y) { return x < y; }); }
+  friend Mask operator>(Vec a, Vec b) { return compare(a, b, [](float x, float y) { return x > y; }); }
+  friend Mask operator==(Vec a, Vec b) { return compare(a, b, [](float x, float y) { return x == y; }); }
+  static Vec fmadd(Vec a, Vec b, Vec c) {
+    Vec r;
+    for (int i = 0; i < size; ++i) r.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
+    return r;
+  }
+  static Vec max(Vec a, Vec b) { return map(a, b, [](float x, float y) { return x > y ? x : y; }); }
+  static Vec min(Vec a, Vec b) { return map(a, b, [](float x, float y) { return x < y ? x : y; }); }
+  static Vec select(Mask m, Vec a, Vec b) {
+    Vec r;
+    for (int i = 0; i < size; ++i) r.v[i] = m.lane[i] ? a.v[i] : b.v[i];
+    return r;
+  }
+  float reduce_add() const {
+    float s = 0.0f;
+    for (float lane : v) s += lane;
+    return s;
+  }
+  float reduce_max() const {
+    float m = v[0];
+    for (float lane : v) m = lane > m ? lane : m;
+    return m;
+  }
+  static Vec iota() {
+    Vec r;
+    for (int i = 0; i < size; ++i) r.v[i] = static_cast<float>(i);
+    return r;
+  }
+  static Vec pow2n(Vec n) {
+    Vec r;
+    for (int i = 0; i < size; ++i) r.v[i] = std::ldexp(1.0f, static_cast<int>(n.v[i]));
+    return r;
+  }
+  static Vec frexp(Vec x, Vec* exponent) {
+    Vec r;
+    for (int i = 0; i < size; ++i) {
+      int e = 0;
+      r.v[i] = std::frexp(x.v[i], &e);
+      exponent->v[i] = static_cast<float>(e);
+    }
+    return r;
+  }
+  static Vec round(Vec x) {
+    Vec r;
+    for (int i = 0; i < size; ++i) r.v[i] = std::nearbyint(x.v[i]);
+    return r;
+  }
 };
 
 }  // namespace APT_SIMD_NS

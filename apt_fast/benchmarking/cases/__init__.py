@@ -1,0 +1,1 @@
+"""Benchmark case definitions, one module per op family."""

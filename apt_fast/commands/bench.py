@@ -1,0 +1,38 @@
+"""`apt-fast bench`: run the benchmark cases, print the table, optionally write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="benchmark apt_fast against its in-run baselines",
+        description="Run each case's baseline and apt_fast's kernel in this process on the same inputs (outputs "
+                    "checked equal first) and print median/min/max, the ratio and peak memory.")
+    parser.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats (about a minute)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--filter", metavar="NAME", help="only cases whose name contains NAME (or of family NAME)")
+    parser.add_argument("--repeats", type=int, metavar="N", help="timed runs per side (default 3 quick, 7 full)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..benchmarking import run_case, select_cases
+    from ..benchmarking.report import format_table, write_json
+
+    if args.repeats is not None and args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    cases = select_cases(quick=args.quick, name_filter=args.filter)
+    if not cases:
+        raise ValueError(f"--filter {args.filter!r} matches no benchmark case")
+    results = []
+    for case in cases:
+        print(f"running {case.name} ...", file=sys.stderr, flush=True)
+        results.append(run_case(case, quick=args.quick, repeats=args.repeats))
+    print(format_table(results))
+    if args.json:
+        write_json(results, args.json)
+        print(f"wrote {args.json}")
+    return 0
