@@ -15,6 +15,7 @@ Upstream registers one hook per parameter that rewrites its gradient before accu
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from functools import partial
 
 import torch
@@ -90,11 +91,12 @@ def dbc_dac_hook(grad: Tensor, *, stochastic: bool, rank_ratio: float, threshold
     return _dbc_low_rank(grad, rank_ratio, threshold)
 
 
-def add_gradient_hooks(model: nn.Module, config) -> int:
-    """Register the DBC-DAC hook on every trainable parameter (each tied tensor once); returns the count.
+def add_gradient_hooks(parameters: Iterable[nn.Parameter], config) -> int:
+    """Register the DBC-DAC hook on every trainable parameter given; returns the count.
 
-    Like upstream, this covers the parameters present at call time, including ``sr_layernorm`` whose
-    hook never fires (it gets no gradient).
+    Upstream hooks the model's parameters (each tied tensor once), ``sr_layernorm`` included although
+    its hook never fires (it gets no gradient), and not APTLargeModel's ``taylor_*``. Idempotent: a parameter that already has the hook is
+    skipped, so it can run again after a loader replaced some Parameter objects.
     """
     hook = partial(
         dbc_dac_hook,
@@ -102,7 +104,9 @@ def add_gradient_hooks(model: nn.Module, config) -> int:
         rank_ratio=config.rank_ratio_proj,
         threshold=config.dbc_threshold,
     )
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in parameters if p.requires_grad]
     for param in params:
-        param.register_hook(hook)
+        if not getattr(param, "_apt_dbc_dac_hook", False):
+            param.register_hook(hook)
+            param._apt_dbc_dac_hook = True
     return len(params)

@@ -94,10 +94,24 @@ class APTModel(APTPreTrainedModel):
         self.decoder_norm = nn.LayerNorm(config.d_model)
         self.output_projection = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
-        self.num_gradient_hooks = add_gradient_hooks(self, config) if config.use_dbc_dac else 0
+        self._add_gradient_hooks()
         if config.taylor_parameters:
             self.taylor_epsilon = nn.Parameter(torch.tensor(float(config.epsilon)))
             self.taylor_alpha = nn.Parameter(torch.tensor(float(config.alpha)))
+
+    def _add_gradient_hooks(self) -> None:
+        if not self.config.use_dbc_dac:
+            self.num_gradient_hooks = 0
+            return
+        params = (p for name, p in self.named_parameters() if not name.startswith("taylor_"))
+        self.num_gradient_hooks = add_gradient_hooks(params, self.config)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs) -> APTModel:
+        """transformers' from_pretrained; the DBC-DAC hooks are re-registered on the loaded Parameters."""
+        model = super().from_pretrained(*args, **kwargs)
+        model._add_gradient_hooks()
+        return model
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.token_embedding

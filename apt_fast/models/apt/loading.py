@@ -1,0 +1,262 @@
+"""``load(path) -> (model, tokenizer)`` for every APT checkpoint format (APT_SPEC.md §5.1), and ``save``.
+
+Formats, detected from the path:
+
+* **apt_fast directory**: ``config.json`` (model_type "apt") + ``model.safetensors`` (tied weights
+  stored once) + tokenizer files, as written by :func:`save`;
+* **upstream directory**: ``model.pt`` (a torch.save'd state_dict, APTLargeModel's ``taylor_*`` keys
+  included) + ``config.json`` (upstream APTConfig.to_dict) + ``tokenizer/``;
+* **CheckpointManager file** ``.../checkpoints/<name>_epoch<E>_step<S>[_best].pt``: a dict with
+  ``model_state_dict`` and ``config``; the tokenizer is read from ``.../tokenizer/`` if present;
+* **HLBD single file** ``.pt``: ``model_state_dict``, ``config`` and the char tokenizer's
+  ``tokenizer_char_to_id`` / ``tokenizer_id_to_char`` / ``tokenizer_next_id`` fields.
+
+Pickled files are read with ``torch.load(weights_only=True)``: a checkpoint never runs code. Pruned
+weights (``*.weight_orig`` / ``*.weight_mask``) load as weight = orig * mask. Shapes give vocab_size,
+d_model, max_seq_len, the layer counts, d_ff and sr_ratio; **num_heads and epsilon cannot be
+inferred and must be in the config** (or in ``config_overrides``), never guessed. Missing optional
+fields take the defaults of the upstream config class that wrote the format (upstream APTConfig for
+directories and CheckpointManager files, APTModelConfiguration for HLBD files). Every problem raises
+:class:`CheckpointError` naming the file; no model is returned half-loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import torch
+from torch import Tensor
+
+from .configuration_apt import APTConfig
+from .modeling_apt import APTModel
+from .tokenization_apt import load_tokenizer
+from .tokenization_char import HLBDCharTokenizer
+
+REQUIRED_FIELDS = ("num_heads", "epsilon")
+# Upstream's APTConfig (apt_model/config/apt_config.py): the defaults behind its directory format and
+# CheckpointManager files, where they differ from APTModelConfiguration (APTConfig()'s defaults here).
+UPSTREAM_APTCONFIG_DEFAULTS = {
+    "vocab_size": 50257, "d_model": 768, "d_ff": 2048, "num_heads": 12, "num_encoder_layers": 6,
+    "num_decoder_layers": 6, "dropout": 0.15, "max_seq_len": 512, "epsilon": 0.08, "alpha": 0.0008,
+    "beta": 0.003, "base_lr": 4e-5, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+    "activation": "gelu", "sr_ratio": 6, "init_tau": 1.3, "use_dbc_dac": False,
+}
+_SHAPE_FIELDS = ("vocab_size", "d_model", "max_seq_len", "num_encoder_layers", "num_decoder_layers", "d_ff", "sr_ratio")
+_EMBEDDING, _OUTPUT = "token_embedding.weight", "output_projection.weight"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded: unknown format, unreadable or truncated file, missing config
+    fields, or weights that do not match the config."""
+
+
+def _torch_load(path: str) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, foreign pickle, non-allowlisted globals
+        raise CheckpointError(f"{path}: cannot be read with torch.load(weights_only=True): {err}") from err
+
+
+def _read_config_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: cannot read the config: {err}") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: the config must be a JSON object, got {type(config).__name__}")
+    return config
+
+
+def merge_pruned_weights(state_dict: dict[str, Tensor], source: str) -> dict[str, Tensor]:
+    """Replace each ``X_orig`` / ``X_mask`` pair (torch.nn.utils.prune) by ``X = X_orig * X_mask``."""
+    merged = {}
+    for key, value in state_dict.items():
+        if key.endswith("_mask") and key[: -len("_mask")] + "_orig" in state_dict:
+            continue
+        if key.endswith("_orig"):
+            base = key[: -len("_orig")]
+            if base + "_mask" not in state_dict:
+                raise CheckpointError(f"{source}: pruned weight {key} has no {base}_mask")
+            merged[base] = value * state_dict[base + "_mask"].to(value.dtype)
+        elif key.endswith("_mask") and key.endswith("weight_mask"):
+            raise CheckpointError(f"{source}: pruning mask {key} has no {key[: -len('_mask')]}_orig")
+        else:
+            merged[key] = value
+    return merged
+
+
+def _count_layers(state_dict: dict[str, Tensor], prefix: str) -> int:
+    indices = {int(m.group(1)) for key in state_dict if (m := re.match(rf"{prefix}\.(\d+)\.", key))}
+    return max(indices) + 1 if indices else 0
+
+
+def _sr_ratio_for(d_model: int, hidden: int) -> int | None:
+    return next((r for r in range(1, d_model + 1) if max(16, d_model // r) == hidden), None)
+
+
+def infer_shape_fields(state_dict: dict[str, Tensor]) -> dict:
+    """The config fields that the weights determine (spec §5.1 loader guidance)."""
+    fields = {}
+    if _EMBEDDING in state_dict:
+        fields["vocab_size"], fields["d_model"] = state_dict[_EMBEDDING].shape
+    if "positional_encoding.pe" in state_dict:
+        fields["max_seq_len"] = state_dict["positional_encoding.pe"].shape[1]
+    fields["num_encoder_layers"] = _count_layers(state_dict, "encoder_layers")
+    fields["num_decoder_layers"] = _count_layers(state_dict, "decoder_layers")
+    for prefix in ("encoder_layers.0", "decoder_layers.0"):
+        if f"{prefix}.linear1.weight" in state_dict:
+            fields["d_ff"] = state_dict[f"{prefix}.linear1.weight"].shape[0]
+        if f"{prefix}.self_attn.sr_conv1.weight" in state_dict and "d_model" in fields:
+            ratio = _sr_ratio_for(fields["d_model"], state_dict[f"{prefix}.self_attn.sr_conv1.weight"].shape[0])
+            if ratio is not None:
+                fields["sr_ratio"] = ratio
+    return fields
+
+
+def build_config(
+    saved: dict | None,
+    state_dict: dict[str, Tensor],
+    *,
+    defaults: dict,
+    source: str,
+    overrides: dict | None = None,
+) -> APTConfig:
+    """APTConfig from a checkpoint's saved config: saved values first, then the shapes, then ``defaults``.
+
+    ``num_heads`` and ``epsilon`` must come from ``saved`` or ``overrides``. A saved shape field that
+    disagrees with the weights is reported later, by :func:`load_weights`, with both shapes.
+    """
+    saved = {**(saved or {}), **(overrides or {})}
+    for name in REQUIRED_FIELDS:
+        if saved.get(name) is None:
+            raise CheckpointError(
+                f"{source}: the config has no '{name}', and {name} cannot be inferred from the weights; "
+                f"pass it explicitly, e.g. load(path, config_overrides={{'{name}': ...}})"
+            )
+    fields = {**defaults, **infer_shape_fields(state_dict)}
+    fields.update({k: v for k, v in saved.items() if k not in ("model_type", "architectures", "transformers_version")})
+    fields["taylor_parameters"] = "taylor_epsilon" in state_dict
+    if _OUTPUT in state_dict and _EMBEDDING in state_dict:
+        fields["tie_word_embeddings"] = torch.equal(state_dict[_OUTPUT], state_dict[_EMBEDDING])
+    try:
+        return APTConfig(**fields)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{source}: invalid config: {err}") from err
+
+
+def load_weights(model: APTModel, state_dict: dict[str, Tensor], source: str) -> None:
+    """Strictly load ``state_dict`` into ``model`` after checking every key and shape.
+
+    ``output_projection.weight`` may be absent when tied (safetensors stores a tied tensor once).
+    """
+    expected = model.state_dict()
+    optional = {_OUTPUT} if model.config.tie_word_embeddings else set()
+    missing = [k for k in expected if k not in state_dict and k not in optional]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: weights do not match the config: missing keys {missing}, unexpected keys {unexpected}")
+    for key, value in state_dict.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{source}: weights do not match the config: {key} expected shape "
+                f"{tuple(expected[key].shape)}, got {tuple(value.shape)}"
+            )
+    with torch.no_grad():
+        for key, value in state_dict.items():
+            expected[key].copy_(value)
+
+
+def model_from_state_dict(config: APTConfig, state_dict: dict[str, Tensor], source: str) -> APTModel:
+    """Build an eval-mode APTModel in the checkpoint's dtype and load the weights into it."""
+    model = APTModel(config).to(state_dict[_EMBEDDING].dtype)
+    load_weights(model, state_dict, source)
+    return model.eval()
+
+
+def _state_dict_from(obj: object, key: str | None, source: str) -> dict[str, Tensor]:
+    state_dict = obj.get(key) if key is not None and isinstance(obj, dict) else obj
+    if not isinstance(state_dict, dict) or not all(isinstance(v, Tensor) for v in state_dict.values()):
+        raise CheckpointError(f"{source}: {key or 'the file'} is not a state_dict of tensors")
+    state_dict = merge_pruned_weights(dict(state_dict), source)
+    if _EMBEDDING not in state_dict:
+        raise CheckpointError(f"{source}: no {_EMBEDDING} in the weights; this is not an APT checkpoint")
+    return state_dict
+
+
+def _tokenizer_in(directory: str):
+    return load_tokenizer(directory) if os.path.isdir(directory) else None
+
+
+def _load_apt_fast_directory(path: str, overrides: dict | None):
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights = os.path.join(path, "model.safetensors")
+    try:
+        state_dict = load_file(weights)
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{weights}: cannot read the safetensors file: {err}") from err
+    state_dict = _state_dict_from(state_dict, None, weights)
+    saved = _read_config_json(os.path.join(path, "config.json"))
+    config = build_config(saved, state_dict, defaults={}, source=weights, overrides=overrides)
+    has_tokenizer = any(os.path.exists(os.path.join(path, f)) for f in ("tokenizer_config.json", "vocab.json"))
+    return model_from_state_dict(config, state_dict, weights), (load_tokenizer(path) if has_tokenizer else None)
+
+
+def _load_upstream_directory(path: str, overrides: dict | None):
+    weights = os.path.join(path, "model.pt")
+    state_dict = _state_dict_from(_torch_load(weights), None, weights)
+    saved = _read_config_json(os.path.join(path, "config.json"))
+    config = build_config(saved, state_dict, defaults=UPSTREAM_APTCONFIG_DEFAULTS, source=weights, overrides=overrides)
+    return model_from_state_dict(config, state_dict, weights), _tokenizer_in(os.path.join(path, "tokenizer"))
+
+
+def _load_pt_file(path: str, overrides: dict | None):
+    checkpoint = _torch_load(path)
+    if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint:
+        raise CheckpointError(
+            f"{path}: unknown checkpoint format: expected a dict with 'model_state_dict' "
+            f"(CheckpointManager or HLBD file), or a directory with model.pt or model.safetensors"
+        )
+    state_dict = _state_dict_from(checkpoint, "model_state_dict", path)
+    saved = checkpoint.get("config")
+    if saved is not None and not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: 'config' must be a dict, got {type(saved).__name__}")
+    if "tokenizer_char_to_id" in checkpoint:  # HLBD single file: APTModelConfiguration defaults
+        config = build_config(saved, state_dict, defaults={}, source=path, overrides=overrides)
+        tokenizer = HLBDCharTokenizer(
+            checkpoint["tokenizer_char_to_id"], checkpoint.get("tokenizer_id_to_char"), checkpoint.get("tokenizer_next_id")
+        )
+        return model_from_state_dict(config, state_dict, path), tokenizer
+    config = build_config(saved, state_dict, defaults=UPSTREAM_APTCONFIG_DEFAULTS, source=path, overrides=overrides)
+    save_dir = os.path.dirname(os.path.dirname(os.path.abspath(path)))  # <save_dir>/checkpoints/<file>.pt
+    return model_from_state_dict(config, state_dict, path), _tokenizer_in(os.path.join(save_dir, "tokenizer"))
+
+
+def load(path: str | os.PathLike, *, config_overrides: dict | None = None):
+    """Load an APT checkpoint in any supported format; returns ``(model, tokenizer)``.
+
+    The model is in eval mode. ``tokenizer`` is None when the checkpoint has none. ``config_overrides``
+    supplies or replaces config fields (e.g. ``{"num_heads": 12, "epsilon": 1e-6}`` for a checkpoint
+    saved without them).
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "model.safetensors")):
+            return _load_apt_fast_directory(path, config_overrides)
+        if os.path.exists(os.path.join(path, "model.pt")):
+            return _load_upstream_directory(path, config_overrides)
+        raise CheckpointError(f"{path}: unknown checkpoint format: the directory has neither model.safetensors nor model.pt")
+    if os.path.isfile(path):
+        return _load_pt_file(path, config_overrides)
+    raise CheckpointError(f"{path}: no such file or directory")
+
+
+def save(model: APTModel, path: str | os.PathLike, tokenizer=None) -> None:
+    """Write ``model`` (safetensors + config.json) and ``tokenizer`` to ``path``, every file atomically."""
+    model.save_pretrained(path)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(path)
