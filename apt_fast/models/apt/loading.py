@@ -137,7 +137,7 @@ def build_config(
                 f"pass it explicitly, e.g. load(path, config_overrides={{'{name}': ...}})"
             )
     fields = {**defaults, **infer_shape_fields(state_dict)}
-    fields.update({k: v for k, v in saved.items() if k not in ("model_type", "architectures", "transformers_version")})
+    fields.update({k: v for k, v in saved.items() if k != "model_type"})
     fields["taylor_parameters"] = "taylor_epsilon" in state_dict
     if _OUTPUT in state_dict and _EMBEDDING in state_dict:
         fields["tie_word_embeddings"] = torch.equal(state_dict[_OUTPUT], state_dict[_EMBEDDING])
