@@ -11,4 +11,22 @@ from . import backends  # noqa: E402,F401  (registers the CPU and CUDA kernels)
 from . import functional  # noqa: E402,F401
 from .modules import DistillationLoss  # noqa: E402,F401
 
-__all__ = ["__version__", "backends", "functional", "ops", "DistillationLoss"]
+# The model side pulls in transformers (seconds to import), so it is loaded on first use.
+_LAZY = {
+    "load": "apt_fast.models.apt.loading",
+    "save": "apt_fast.models.apt.loading",
+    "CheckpointError": "apt_fast.models.apt.loading",
+    "APTConfig": "apt_fast.models.apt",
+    "APTModel": "apt_fast.models.apt",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'apt_fast' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "backends", "functional", "ops", "DistillationLoss", *_LAZY]
