@@ -15,13 +15,15 @@ from typing import Callable, Dict
 
 from .. import _native
 from ..ops import LIBRARY, OPS
-from . import cpu, triton
+from . import cpu, cpu_attention, triton, triton_attention
 
 BACKENDS = ("auto", "native", "reference")
 
 # op name -> {dispatch key: kernel}
 KERNELS: Dict[str, Dict[str, Callable]] = {
     "distill_loss_fwd": {"CPU": cpu.distill_loss_fwd, "CUDA": triton.distill_loss_fwd},
+    "flash_attention_fwd": {"CPU": cpu_attention.flash_attention_fwd, "CUDA": triton_attention.flash_attention_fwd},
+    "flash_attention_bwd": {"CPU": cpu_attention.flash_attention_bwd, "CUDA": triton_attention.flash_attention_bwd},
 }
 
 

@@ -1,0 +1,78 @@
+"""CPU kernels of the attention ops: validate, bring tensors to fp32 with unit stride along the last
+dim (copying only if needed), then hand (data_ptr, strides...) views to apt_fast._C."""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .._native import native
+from ..ops.flash_attention import check_flash_attention_args
+
+NO_VIEW = (0, 0, 0, 0, 0)
+
+
+def as_fp32_rows(x: Tensor) -> Tensor:
+    """fp32 with unit stride along the last dim; other strides kept (no copy when already so)."""
+    x = x.float()
+    return x if x.stride(-1) == 1 else x.contiguous()
+
+
+def head_view(x: Tensor) -> Tuple[int, int, int, int]:  # x [B, H, L, d] fp32, unit stride along d
+    return (x.data_ptr(), x.stride(0), x.stride(1), x.stride(2))
+
+
+def broadcast_view(x: Optional[Tensor], target: Tuple[int, int, int, int]) -> Tuple[int, ...]:
+    """(data_ptr, strides of x broadcast to target [B, H, T, S]) with stride 0 along broadcast dims."""
+    if x is None:
+        return NO_VIEW
+    expanded = x.reshape((1,) * (4 - x.dim()) + tuple(x.shape)).expand(target)
+    return (x.data_ptr(), *expanded.stride())
+
+
+def dims(q: Tensor, k: Tensor) -> Tuple[int, int, int, int, int]:
+    return (q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3])
+
+
+def attention_target(q: Tensor, k: Tensor) -> Tuple[int, int, int, int]:
+    return (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+
+
+def zero_bias_grad(bias: Tensor, target: Tuple[int, int, int, int]) -> Tuple[Tensor, Tuple[int, ...]]:
+    """A zero fp32 buffer of the bias's own shape and its broadcast view for the kernel to sum into."""
+    grad = torch.zeros(bias.shape, dtype=torch.float32)
+    return grad, broadcast_view(grad, target)
+
+
+def flash_attention_fwd(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor], mask: Optional[Tensor],
+                        causal: bool, scale: float, dropout_p: float, seed: int) -> Tuple[Tensor, Tensor]:
+    check_flash_attention_args(q, k, v, bias, mask, dropout_p)
+    target = attention_target(q, k)
+    q32, k32, v32 = as_fp32_rows(q), as_fp32_rows(k), as_fp32_rows(v)
+    bias32 = bias.float() if bias is not None else None
+    out = torch.empty_like(q32)  # [B, H, T, d] in q's layout
+    lse = torch.empty(target[:3], dtype=torch.float32)  # [B, H, T]
+    native().flash_attention_fwd(dims(q, k), head_view(q32), head_view(k32), head_view(v32),
+                                 broadcast_view(bias32, target), broadcast_view(mask, target), causal, scale,
+                                 dropout_p, seed, head_view(out), lse.data_ptr(), torch.get_num_threads())
+    return out.to(q.dtype), lse
+
+
+def flash_attention_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
+                        mask: Optional[Tensor], out: Tensor, lse: Tensor, causal: bool, scale: float,
+                        dropout_p: float, seed: int, bias_grad: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    check_flash_attention_args(q, k, v, bias, mask, dropout_p)
+    target = attention_target(q, k)
+    q32, k32, v32 = as_fp32_rows(q), as_fp32_rows(k), as_fp32_rows(v)
+    bias32 = bias.float() if bias is not None else None
+    dq, dk, dv = torch.empty_like(q32), torch.empty_like(k32), torch.empty_like(v32)
+    dbias, dbias_view = zero_bias_grad(bias, target) if bias is not None and bias_grad else (None, NO_VIEW)
+    out32, lse32, grad32 = as_fp32_rows(out), lse.float().contiguous(), as_fp32_rows(grad_out)  # kept alive
+    native().flash_attention_bwd(dims(q, k), head_view(q32), head_view(k32), head_view(v32),
+                                 broadcast_view(bias32, target), broadcast_view(mask, target), causal, scale,
+                                 dropout_p, seed, head_view(out32), lse32.data_ptr(), head_view(grad32),
+                                 head_view(dq), head_view(dk), head_view(dv), dbias_view, torch.get_num_threads())
+    dbias = dbias.to(bias.dtype) if dbias is not None else q.new_empty(0)
+    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), dbias

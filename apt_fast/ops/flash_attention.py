@@ -1,0 +1,97 @@
+"""Ops apt_fast::flash_attention_fwd / _bwd: attention with an additive bias that gets a gradient.
+
+Semantics: apt_fast/reference/flash_attention.py. Every kernel calls check_flash_attention_args first.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ..reference.flash_attention import flash_attention_bwd_ref, flash_attention_fwd_ref
+from ..validation import check_dtype, check_in_range, check_ndim, check_same_device
+from .library import define_op
+
+ATTENTION_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+FWD_SCHEMA = (
+    "(Tensor q, Tensor k, Tensor v, Tensor? bias, Tensor? mask, bool causal, float scale, float dropout_p, "
+    "int seed) -> (Tensor, Tensor)"
+)
+BWD_SCHEMA = (
+    "(Tensor grad_out, Tensor q, Tensor k, Tensor v, Tensor? bias, Tensor? mask, Tensor out, Tensor lse, "
+    "bool causal, float scale, float dropout_p, int seed, bool bias_grad) -> (Tensor, Tensor, Tensor, Tensor)"
+)
+
+
+def check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
+    """q [B, H, T, d], k and v [B, H, S, d]: same dtype, device, batch, heads and head dim."""
+    check_dtype("q", q, ATTENTION_DTYPES)
+    check_ndim("q", q, 4, "[batch, heads, queries, head_dim]")
+    for name, x in (("k", k), ("v", v)):
+        check_ndim(name, x, 4, "[batch, heads, keys, head_dim]")
+        if x.dtype != q.dtype:
+            raise ValueError(f"{name} must be {q.dtype} like q, got {x.dtype}")
+        check_same_device(name, x, "q", q)
+    b, h, _, d = q.shape
+    if k.shape[0] != b or k.shape[1] != h or k.shape[3] != d:
+        raise ValueError(f"k must have shape [{b}, {h}, S, {d}] to match q {tuple(q.shape)}, got {tuple(k.shape)}")
+    if v.shape != k.shape:
+        raise ValueError(f"v must have the shape of k {tuple(k.shape)}, got {tuple(v.shape)}")
+    if d == 0:
+        raise ValueError("q must have a non-zero head_dim, got 0")
+
+
+def check_broadcast(name: str, x: Tensor, target: Tuple[int, ...], ref: Tensor) -> None:
+    """x must be broadcastable to `target` ([B, H, T, S]) and live on ref's device."""
+    check_same_device(name, x, "q", ref)
+    shape = tuple(x.shape)
+    ok = len(shape) <= len(target) and all(n in (1, t) for n, t in zip(shape[::-1], target[::-1]))
+    if not ok:
+        raise ValueError(f"{name} must be broadcastable to [B, H, T, S] = {list(target)}, got shape {shape}")
+
+
+def check_flash_attention_args(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor], mask: Optional[Tensor],
+                               dropout_p: float) -> None:
+    check_qkv(q, k, v)
+    target = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+    if bias is not None:
+        if bias.dtype != q.dtype:
+            raise ValueError(f"bias must be {q.dtype} like q, got {bias.dtype}")
+        check_broadcast("bias", bias, target, q)
+    if mask is not None:
+        check_dtype("mask", mask, (torch.bool,))
+        check_broadcast("mask", mask, target, q)
+    check_in_range("dropout_p", dropout_p, 0.0, 1.0, high_open=True)
+
+
+def _fwd_reference(q, k, v, bias, mask, causal, scale, dropout_p, seed) -> Tuple[Tensor, Tensor]:
+    check_flash_attention_args(q, k, v, bias, mask, dropout_p)
+    return flash_attention_fwd_ref(q, k, v, bias, mask, causal, scale, dropout_p, seed)
+
+
+def _fwd_fake(q, k, v, bias, mask, causal, scale, dropout_p, seed) -> Tuple[Tensor, Tensor]:
+    check_flash_attention_args(q, k, v, bias, mask, dropout_p)
+    return torch.empty_like(q), q.new_empty(q.shape[:3], dtype=torch.float32)
+
+
+def empty_bias_grad(bias: Optional[Tensor], wanted: bool, like: Tensor) -> Tensor:
+    """The fourth output of the backward when there is no bias gradient: an empty tensor."""
+    return like.new_empty(0) if bias is None or not wanted else torch.empty_like(bias, memory_format=torch.contiguous_format)
+
+
+def _bwd_reference(grad_out, q, k, v, bias, mask, out, lse, causal, scale, dropout_p, seed, bias_grad):
+    check_flash_attention_args(q, k, v, bias, mask, dropout_p)
+    dq, dk, dv, dbias = flash_attention_bwd_ref(grad_out, q, k, v, bias, mask, causal, scale, dropout_p, seed)
+    return dq, dk, dv, (dbias if bias is not None and bias_grad else q.new_empty(0))
+
+
+def _bwd_fake(grad_out, q, k, v, bias, mask, out, lse, causal, scale, dropout_p, seed, bias_grad):
+    check_flash_attention_args(q, k, v, bias, mask, dropout_p)
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), empty_bias_grad(bias, bias_grad, q)
+
+
+define_op("flash_attention_fwd", FWD_SCHEMA, _fwd_reference, _fwd_fake)
+define_op("flash_attention_bwd", BWD_SCHEMA, _bwd_reference, _bwd_fake)

@@ -1,0 +1,238 @@
+// The flash-style attention driver shared by flash_attention and apt_attention, written once against
+// Vec (include after simd/vec.h). A "score modifier" Mod turns each tile of raw scores (scale*q).k^T
+// into logits and, backward, maps dlogits to dscores plus a bias gradient:
+//
+//   struct Mod {
+//     static constexpr bool kNeedsRaw;          // grad() needs the raw score tile
+//     void begin(int64_t b, int64_t h);         // select the (b, h) slice
+//     void logits(int64_t i0, int64_t j0, int rows, int cols, float* s, int ld) const;   // in place
+//     // dl: dlogits in, dscores out; returns the tile holding d(bias) (may be dl itself), or nullptr.
+//     const float* grad(int64_t i0, int64_t j0, int rows, int cols, const float* raw, float* dl, float* scratch,
+//                       int ld) const;
+//   };
+//
+// Forward: parallel over (B*H, T-blocks); per block, K is streamed in tiles of kBlockN keys, the
+// online softmax keeps a running max and sum per row, and P.V accumulates in a [kBlockM, d] tile.
+// [B, H, T, S] is never materialised. Backward: parallel over B*H; keys outer (dK, dV accumulate in
+// tiles), queries inner (dQ accumulates in place), probabilities recomputed from the saved lse.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <vector>
+
+#include "attention_args.h"
+#include "attention_tiles.h"
+#include "thread_pool.h"
+
+namespace apt_fast {
+namespace APT_SIMD_NS {
+
+constexpr int kBlockM = 64;  // query rows per tile
+constexpr int kBlockN = 64;  // keys per tile
+
+inline DropoutMask make_dropout(const AttentionIO& io) {
+  DropoutMask drop;
+  drop.p = io.dropout_p;
+  drop.seed = io.seed;
+  drop.keep_scale = io.dropout_p < 1.0f ? 1.0f / (1.0f - io.dropout_p) : 0.0f;
+  return drop;
+}
+
+// Top-left causal mask: key j is visible to query i when j <= i.
+inline void mask_causal(int64_t i0, int64_t j0, int rows, int cols, float* s, int ld) {
+  for (int r = 0; r < rows; ++r)
+    for (int c = std::max<int64_t>(0, i0 + r - j0 + 1); c < cols; ++c) s[r * ld + c] = kNegInf;
+}
+
+// Accumulates a [rows, cols] tile into a [T, S]-indexed target with strides (stride_t, stride_s);
+// stride_s == 0 sums the row, stride_t == 0 sums over rows.
+inline void accumulate_tile(const float* tile, int ld, int rows, int cols, float* target, int64_t i0, int64_t j0,
+                            int64_t stride_t, int64_t stride_s) {
+  for (int r = 0; r < rows; ++r) {
+    const float* src = tile + r * ld;
+    float* dst = target + (i0 + r) * stride_t;
+    if (stride_s == 0) {
+      Vec sum(0.0f);
+      for (int c = 0; c < cols; c += Vec::size) sum = sum + load_n(src + c, std::min(Vec::size, cols - c));
+      dst[0] += sum.reduce_add();
+    } else {
+      dst += j0;
+      for (int c = 0; c < cols; c += Vec::size) {
+        const int n = std::min(Vec::size, cols - c);
+        store_n(dst + c, n, load_n(dst + c, n) + load_n(src + c, n));
+      }
+    }
+  }
+}
+
+template <class Mod>
+void flash_forward(const AttentionIO& io, bool causal, const Mod& proto) {
+  const AttentionDims& d = io.dims;
+  const int64_t t_blocks = (d.q_len + kBlockM - 1) / kBlockM;
+  const int dim = static_cast<int>(d.head_dim);
+  const DropoutMask drop = make_dropout(io);
+  parallel_for(d.batch * d.heads * t_blocks, io.num_threads, [&](int64_t begin, int64_t end) {
+    Mod mod = proto;
+    std::vector<float> qs(kBlockM * dim), kt(dim * kBlockN), s(kBlockM * kBlockN), acc(kBlockM * dim);
+    float row_m[kBlockM], row_l[kBlockM];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t bh = task / t_blocks, b = bh / d.heads, h = bh % d.heads;
+      const int64_t i0 = (task % t_blocks) * kBlockM;
+      const int rows = static_cast<int>(std::min<int64_t>(kBlockM, d.q_len - i0));
+      mod.begin(b, h);
+      scale_copy(rows, dim, io.q.at(b, h, i0), io.q.stride_l, io.scale, qs.data(), dim);
+      std::fill(row_m, row_m + rows, kNegInf);
+      std::fill(row_l, row_l + rows, 0.0f);
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      const int64_t j_end = causal ? std::min(d.kv_len, i0 + rows) : d.kv_len;
+      for (int64_t j0 = 0; j0 < j_end; j0 += kBlockN) {
+        const int cols = static_cast<int>(std::min<int64_t>(kBlockN, j_end - j0));
+        transpose(cols, dim, io.k.at(b, h, j0), io.k.stride_l, kt.data(), kBlockN);
+        gemm(rows, cols, dim, qs.data(), dim, kt.data(), kBlockN, s.data(), kBlockN, false);
+        mod.logits(i0, j0, rows, cols, s.data(), kBlockN);
+        if (causal && j0 + cols > i0 + 1) mask_causal(i0, j0, rows, cols, s.data(), kBlockN);
+        for (int r = 0; r < rows; ++r) {
+          float* row = s.data() + r * kBlockN;
+          const float m_new = std::max(row_m[r], row_max(row, cols));
+          if (m_new == kNegInf) {  // nothing visible yet: contributes zeros
+            std::fill(row, row + cols, 0.0f);
+            continue;
+          }
+          const float alpha = std::exp(row_m[r] - m_new);
+          row_l[r] = row_l[r] * alpha + exp_shifted(row, cols, m_new);
+          row_m[r] = m_new;
+          if (alpha != 1.0f) scale_copy(1, dim, acc.data() + r * dim, dim, alpha, acc.data() + r * dim, dim);
+          if (drop.active()) drop.apply(row, cols, ((bh * d.q_len + i0 + r) * d.kv_len + j0));
+        }
+        gemm(rows, dim, cols, s.data(), kBlockN, io.v.at(b, h, j0), io.v.stride_l, acc.data(), dim, true);
+      }
+      float* lse = io.lse + bh * d.q_len + i0;
+      for (int r = 0; r < rows; ++r) {
+        const bool empty = row_l[r] == 0.0f;
+        lse[r] = empty ? kNegInf : row_m[r] + std::log(row_l[r]);
+        scale_copy(1, dim, acc.data() + r * dim, dim, empty ? 0.0f : 1.0f / row_l[r], io.out.at(b, h, i0 + r), dim);
+      }
+    }
+  });
+}
+
+// Where backward writes d(bias): a [Bb, Hb, Tb, Sb] buffer seen through broadcast strides (0 along
+// broadcast dims). When several (b, h) share a slice, each task sums into a private slice first and
+// adds it under a lock.
+struct BiasGradTarget {
+  Broadcast4<float> grad;  // data == nullptr: no bias gradient wanted
+  bool shared(const AttentionDims& d) const {
+    return (grad.stride_b == 0 && d.batch > 1) || (grad.stride_h == 0 && d.heads > 1);
+  }
+  int64_t slice_size(const AttentionDims& d) const {
+    return (grad.stride_t ? d.q_len : 1) * (grad.stride_s ? d.kv_len : 1);
+  }
+};
+
+template <class Mod>
+void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const BiasGradTarget& bias_grad) {
+  const AttentionDims& d = io.dims;
+  const int dim = static_cast<int>(d.head_dim);
+  const DropoutMask drop = make_dropout(io);
+  const bool want_bias = bias_grad.grad.data != nullptr;
+  const bool shared = want_bias && bias_grad.shared(d);
+  std::mutex bias_mutex;
+  parallel_for(d.batch * d.heads, io.num_threads, [&](int64_t begin, int64_t end) {
+    Mod mod = proto;
+    const int64_t T = d.q_len, S = d.kv_len;
+    std::vector<float> qs(T * dim), delta(T), kt(dim * kBlockN), vt(dim * kBlockN), s(kBlockM * kBlockN),
+        raw(Mod::kNeedsRaw ? kBlockM * kBlockN : 0), dp(kBlockM * kBlockN), pz(drop.active() ? kBlockM * kBlockN : 0),
+        scratch(kBlockM * kBlockN), dk_acc(kBlockN * dim), dv_acc(kBlockN * dim),
+        local_bias(shared ? bias_grad.slice_size(d) : 0);
+    const int64_t local_t = bias_grad.grad.stride_t ? (bias_grad.grad.stride_s ? S : 1) : 0;
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t b = bh / d.heads, h = bh % d.heads;
+      mod.begin(b, h);
+      float* bias_slice = want_bias ? (shared ? local_bias.data() : bias_grad.grad.at(b, h, 0)) : nullptr;
+      const int64_t bias_st = shared ? local_t : bias_grad.grad.stride_t;
+      if (shared) std::fill(local_bias.begin(), local_bias.end(), 0.0f);
+      const float* lse = io.lse + bh * T;
+      scale_copy(static_cast<int>(T), dim, io.q.at(b, h, 0), io.q.stride_l, io.scale, qs.data(), dim);
+      for (int64_t i = 0; i < T; ++i) {
+        const float* o = io.out.at(b, h, i);
+        const float* go = io.grad_out.at(b, h, i);
+        Vec acc(0.0f);
+        for (int c = 0; c < dim; c += Vec::size) {
+          const int n = std::min(Vec::size, dim - c);
+          acc = Vec::fmadd(load_n(o + c, n), load_n(go + c, n), acc);
+        }
+        delta[i] = acc.reduce_add();
+        std::fill(io.dq.at(b, h, i), io.dq.at(b, h, i) + dim, 0.0f);
+      }
+      for (int64_t j0 = 0; j0 < S; j0 += kBlockN) {
+        const int cols = static_cast<int>(std::min<int64_t>(kBlockN, S - j0));
+        transpose(cols, dim, io.k.at(b, h, j0), io.k.stride_l, kt.data(), kBlockN);
+        transpose(cols, dim, io.v.at(b, h, j0), io.v.stride_l, vt.data(), kBlockN);
+        std::fill(dk_acc.begin(), dk_acc.end(), 0.0f);
+        std::fill(dv_acc.begin(), dv_acc.end(), 0.0f);
+        for (int64_t i0 = causal ? j0 / kBlockM * kBlockM : 0; i0 < T; i0 += kBlockM) {
+          const int rows = static_cast<int>(std::min<int64_t>(kBlockM, T - i0));
+          gemm(rows, cols, dim, qs.data() + i0 * dim, dim, kt.data(), kBlockN, s.data(), kBlockN, false);
+          if (Mod::kNeedsRaw) std::copy(s.begin(), s.end(), raw.begin());
+          mod.logits(i0, j0, rows, cols, s.data(), kBlockN);
+          if (causal && j0 + cols > i0 + 1) mask_causal(i0, j0, rows, cols, s.data(), kBlockN);
+          for (int r = 0; r < rows; ++r) {  // s <- P = exp(logits - lse)
+            float* row = s.data() + r * kBlockN;
+            if (lse[i0 + r] == kNegInf) std::fill(row, row + cols, 0.0f); else exp_shifted(row, cols, lse[i0 + r]);
+          }
+          gemm(rows, cols, dim, io.grad_out.at(b, h, i0), io.grad_out.stride_l, vt.data(), kBlockN, dp.data(),
+               kBlockN, false);  // dP = dO . V^T
+          const float* kept = s.data();  // P Z: the probabilities that reached P.V
+          if (drop.active()) {
+            for (int r = 0; r < rows; ++r) {
+              const uint64_t first = (bh * T + i0 + r) * S + j0;
+              for (int c = 0; c < cols; ++c) {
+                const float z = drop.factor(first + c);
+                pz[r * kBlockN + c] = s[r * kBlockN + c] * z;
+                dp[r * kBlockN + c] *= z;
+              }
+            }
+            kept = pz.data();
+          }
+          gemm_at(cols, dim, rows, kept, kBlockN, io.grad_out.at(b, h, i0), io.grad_out.stride_l, dv_acc.data(), dim,
+                  true);  // dV += (P Z)^T . dO
+          for (int r = 0; r < rows; ++r) {  // dlogits = P * (dP Z - delta)
+            const Vec dr(delta[i0 + r]);
+            float* dpr = dp.data() + r * kBlockN;
+            const float* pr = s.data() + r * kBlockN;
+            for (int c = 0; c < cols; c += Vec::size) {
+              const int n = std::min(Vec::size, cols - c);
+              store_n(dpr + c, n, load_n(pr + c, n) * (load_n(dpr + c, n) - dr));
+            }
+          }
+          const float* dbias = mod.grad(i0, j0, rows, cols, raw.data(), dp.data(), scratch.data(), kBlockN);
+          if (bias_slice != nullptr && dbias != nullptr)
+            accumulate_tile(dbias, kBlockN, rows, cols, bias_slice, i0, j0, bias_st, bias_grad.grad.stride_s ? 1 : 0);
+          gemm(rows, dim, cols, dp.data(), kBlockN, io.k.at(b, h, j0), io.k.stride_l, io.dq.at(b, h, i0),
+               io.dq.stride_l, true);  // dQ += dS . K (unscaled)
+          gemm_at(cols, dim, rows, dp.data(), kBlockN, qs.data() + i0 * dim, dim, dk_acc.data(), dim,
+                  true);  // dK += dS^T . (scale Q)
+        }
+        for (int c = 0; c < cols; ++c) {
+          std::copy(dk_acc.data() + c * dim, dk_acc.data() + (c + 1) * dim, io.dk.at(b, h, j0 + c));
+          std::copy(dv_acc.data() + c * dim, dv_acc.data() + (c + 1) * dim, io.dv.at(b, h, j0 + c));
+        }
+      }
+      for (int64_t i = 0; i < T; ++i) scale_copy(1, dim, io.dq.at(b, h, i), dim, io.scale, io.dq.at(b, h, i), dim);
+      if (shared) {
+        std::lock_guard<std::mutex> lock(bias_mutex);
+        float* dst = bias_grad.grad.at(b, h, 0);
+        const int64_t n = static_cast<int64_t>(local_bias.size());
+        for (int64_t i = 0; i < n; i += Vec::size) {
+          const int w = static_cast<int>(std::min<int64_t>(Vec::size, n - i));
+          store_n(dst + i, w, load_n(dst + i, w) + load_n(local_bias.data() + i, w));
+        }
+      }
+    }
+  });
+}
+
+}  // namespace APT_SIMD_NS
+}  // namespace apt_fast

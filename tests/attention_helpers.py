@@ -1,0 +1,48 @@
+"""Shared helpers of the attention tests: inputs, fp64 comparisons with flash-attention's tolerance rule,
+and SIMD-level switching."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from apt_fast import _native
+
+SIMD_LEVELS = ["scalar", "avx2", "avx512"]
+
+
+def randn(*shape, seed: int, scale: float = 1.0, dtype=torch.float32) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
+
+
+def max_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return (actual.double() - expected.double()).abs().max().item() if actual.numel() else 0.0
+
+
+def assert_within_reference_error(name: str, actual, reference_same_precision, reference_fp64, slack: float = 2.0,
+                                  atol: float = 1e-6) -> float:
+    """flash-attention's rule: the kernel's error vs fp64 is within `slack` x the error of the same-precision
+    reference vs fp64 (plus a small absolute floor). Returns the kernel's error."""
+    err = max_err(actual, reference_fp64)
+    ref_err = max_err(reference_same_precision, reference_fp64)
+    print(f"{name}: kernel err {err:.3e}, same-precision reference err {ref_err:.3e}")
+    assert err <= slack * ref_err + atol, f"{name}: error {err:.3e} > {slack} x {ref_err:.3e} + {atol:.0e}"
+    return err
+
+
+@contextlib.contextmanager
+def simd_level(level: str):
+    """Run the native kernels at `level` (skips the test when the CPU lacks it)."""
+    import pytest
+
+    native = _native.native()
+    if SIMD_LEVELS.index(level) > SIMD_LEVELS.index(native.detected_simd_level()):
+        pytest.skip(f"CPU lacks {level}")
+    previous = native.simd_level()
+    native.set_simd_level(level)
+    try:
+        yield
+    finally:
+        native.set_simd_level(previous)
