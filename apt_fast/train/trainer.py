@@ -1,0 +1,302 @@
+"""The training loop shared by ``fine-tune``, ``train`` and ``distill``.
+
+Per optimizer step: the objective's terms on this process's share of the global batch (bf16 autocast
+optional), counts all-reduced so the loss is the global per-token mean, backward, gradients averaged
+over processes, global-norm clipping, AdamW, the learning-rate schedule. Every ``eval_steps`` it
+validates (early stopping, best model kept), every ``save_steps`` it writes a resumable checkpoint.
+A resumed run restores model, optimizer, scheduler, RNG state, data position and history, and goes on
+with the losses of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..models.apt.loading import load_weights
+from .batching import TokenizedData, collate, epoch_batches
+from .checkpointing import (TRAINER_STATE, CheckpointStore, holds_model, replace_directory, save_model,
+                            set_rng_state, torch_save_atomic)
+from .config import TrainConfig
+from .distributed import Runtime
+from .evaluation import EvalResult, evaluate, special_ids
+from .fast_path import apply_fast_path
+from .interrupt import InterruptFlag
+from .monitor import Monitor, tensorboard_dir
+from .optim import build_optimizer, build_scheduler
+
+logger = logging.getLogger("apt_fast.train")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or :meth:`Trainer.request_stop`) stopped the run after writing ``checkpoint``."""
+
+    def __init__(self, checkpoint: str, step: int):
+        super().__init__(f"interrupted at step {step}; resumable checkpoint: {checkpoint}")
+        self.checkpoint = checkpoint
+        self.step = step
+
+
+@dataclass
+class TrainState:
+    """Everything besides weights, optimizer and RNG that a resumed run needs (saved in checkpoints)."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0
+    stopped_early: bool = False
+    history: list = field(default_factory=list)  # [{"step", "loss", "lr"}]
+    evals: list = field(default_factory=list)  # [{"step", "loss", "perplexity", "token_accuracy"}]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    state: TrainState
+    save_path: str
+    final_weights: str  # "best" or "last"
+
+    @property
+    def losses(self) -> list[float]:
+        return [h["loss"] for h in self.state.history]
+
+
+def _load_model_weights(model: nn.Module, directory: str) -> None:
+    from safetensors.torch import load_file
+
+    path = os.path.join(directory, "model.safetensors")
+    load_weights(model, load_file(path, device=str(next(model.parameters()).device)), path)
+
+
+class Trainer:
+    """Runs ``objective`` on ``model`` over ``train_data``; writes under ``save_path`` (see checkpointing).
+
+    ``callbacks`` are called as ``callback(trainer, state, loss)`` after every optimizer step; one may
+    call :meth:`request_stop`, which behaves as Ctrl-C (checkpoint, then :class:`TrainingInterrupted`).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        objective: Callable,
+        train_data: TokenizedData,
+        val_data: TokenizedData | None,
+        config: TrainConfig,
+        save_path: str | os.PathLike,
+        *,
+        runtime: Runtime | None = None,
+        desc: str = "train",
+        callbacks: Sequence[Callable] = (),
+        run_info: dict | None = None,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.objective = objective
+        self.train_data = train_data
+        self.val_data = val_data
+        self.config = config
+        self.store = CheckpointStore(save_path, keep=config.keep_checkpoints)
+        self.runtime = runtime or Runtime(0, 1, next(model.parameters()).device)
+        self.desc = desc
+        self.callbacks = list(callbacks)
+        self.run_info = dict(run_info or {})
+        self._interrupt = InterruptFlag()
+        self._stop_requested = False
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
+
+    # ------------------------------------------------------------------ set-up
+
+    def _prepare_save_path(self, overwrite: bool, resuming: bool) -> None:
+        if not resuming and not overwrite and holds_model(self.store.save_path):
+            self.store.prepare(overwrite=False, resuming=False)  # raises on every process
+        self.runtime.barrier()
+        if self.runtime.is_main:
+            self.store.prepare(overwrite=overwrite, resuming=resuming)
+        self.runtime.barrier()
+
+    def _restore(self, directory: str, optimizer, scheduler) -> TrainState:
+        saved = CheckpointStore.read_state(directory)
+        state = TrainState(**saved["state"])
+        try:
+            optimizer.load_state_dict(saved["optimizer"])
+        except ValueError as err:
+            raise ValueError(f"--resume {directory}: the optimizer state does not match the trainable parameters "
+                             f"(were the freeze settings different?): {err}") from None
+        scheduler.load_state_dict(saved["scheduler"])
+        changed = {k: (v, getattr(self.config, k)) for k, v in saved["config"].items()
+                   if getattr(self.config, k, v) != v}
+        if changed:
+            logger.warning("resuming with settings that differ from the checkpoint's (saved, now): %s", changed)
+        rng = CheckpointStore.read_rng(directory, self.runtime.rank)
+        if rng is not None:
+            set_rng_state(rng)
+        return state
+
+    # ------------------------------------------------------------------ one step
+
+    def _step(self, batch, optimizer, scheduler, params) -> tuple[float, int, bool]:
+        """One optimizer step; returns (global loss, global tokens, whether any process asked to stop)."""
+        runtime = self.runtime
+        self.model.train()
+        with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            terms = self.objective(self.model, batch)
+        sums = [s for s, _ in terms.values()]
+        stop = self._stop_requested or self._interrupt.requested
+        local = torch.stack([*(c.to(torch.float64).cpu() for _, c in terms.values()),
+                             *(s.detach().to(torch.float64).cpu() for s in sums),
+                             torch.tensor(float(batch.num_tokens), dtype=torch.float64),
+                             torch.tensor(float(stop), dtype=torch.float64)])  # [2K + 2]
+        reduced = runtime.all_reduce_sum(local.to(runtime.device)).cpu()
+        k = len(sums)
+        counts = reduced[:k].clamp_min(1.0)
+        loss = sum(s / counts[i].item() for i, s in enumerate(sums)) * runtime.world_size
+        loss.backward()
+        runtime.average_gradients(params)
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float((reduced[k: 2 * k] / counts).sum()), int(reduced[2 * k]), bool(reduced[2 * k + 1] > 0)
+
+    # ------------------------------------------------------------------ writing
+
+    def _checkpoint(self, state: TrainState, optimizer, scheduler) -> str:
+        staging = self.store.staging_dir(state.step)
+        if self.runtime.is_main:
+            shutil.rmtree(staging, ignore_errors=True)
+            save_model(self.model, staging, self.tokenizer)
+            torch_save_atomic({"state": asdict(state), "optimizer": optimizer.state_dict(),
+                               "scheduler": scheduler.state_dict(), "config": self.config.to_dict(),
+                               "world_size": self.runtime.world_size}, os.path.join(staging, TRAINER_STATE))
+        self.runtime.barrier()
+        self.store.write_rng(staging, self.runtime.rank)
+        self.runtime.barrier()
+        if self.runtime.is_main:
+            self.store.commit(state.step)
+        self.runtime.barrier()
+        return os.path.join(self.store.checkpoint_dir, f"step-{state.step}")
+
+    def _write_log(self, state: TrainState, final_weights: str) -> None:
+        if self.runtime.is_main:
+            self.store.write_log({**self.run_info, "settings": self.config.to_dict(), "final_weights": final_weights,
+                                  **asdict(state)})
+
+    def _validate(self, state: TrainState, monitor: Monitor) -> None:
+        result: EvalResult = evaluate(self.model, self.val_data, self.tokenizer, batch_size=self.config.batch_size,
+                                      runtime=self.runtime, bf16=self.config.bf16)
+        state.evals.append({"step": state.step, "loss": result.loss, "perplexity": result.perplexity,
+                            "token_accuracy": result.token_accuracy})
+        monitor.scalars(state.step, {"val/loss": result.loss, "val/perplexity": result.perplexity,
+                                     "val/token_accuracy": result.token_accuracy})
+        if state.best_val_loss is None or result.loss < state.best_val_loss:
+            state.best_val_loss, state.best_step, state.bad_evals = result.loss, state.step, 0
+            if self.runtime.is_main:
+                staging = f"{self.store.best_dir}.tmp"
+                shutil.rmtree(staging, ignore_errors=True)
+                save_model(self.model, staging, self.tokenizer)
+                replace_directory(staging, self.store.best_dir)
+            self.runtime.barrier()
+            verdict = "best so far, saved"
+        else:
+            state.bad_evals += 1
+            verdict = f"no improvement ({state.bad_evals}/{self.config.early_stopping_patience or 'inf'})"
+            patience = self.config.early_stopping_patience
+            state.stopped_early = bool(patience) and state.bad_evals >= patience
+        monitor.log(f"step {state.step}: validation {result.describe()}: {verdict}")
+
+    # ------------------------------------------------------------------ the loop
+
+    def train(self, *, resume: str | None = None, overwrite: bool = False) -> TrainResult:
+        """Train; ``resume`` is 'latest' or a checkpoint directory. Returns the final state."""
+        config, runtime = self.config, self.runtime
+        self._prepare_save_path(overwrite, resuming=resume is not None)
+        self.model.to(runtime.device)
+        apply_fast_path(self.model, config.fast)
+        checkpoint = self.store.resolve(resume) if resume is not None else None
+        if checkpoint is not None:
+            _load_model_weights(self.model, checkpoint)
+        runtime.broadcast_parameters(self.model)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = build_optimizer(self.model, config)
+        steps_per_epoch = len(epoch_batches(len(self.train_data), config.batch_size, config.seed, 0,
+                                            min_batch=runtime.world_size))
+        if steps_per_epoch == 0:
+            raise ValueError(f"batch_size {config.batch_size} leaves no batch: {len(self.train_data)} samples for "
+                             f"{runtime.world_size} processes")
+        total = config.epochs * steps_per_epoch if config.max_steps is None else min(config.max_steps,
+                                                                                     config.epochs * steps_per_epoch)
+        scheduler = build_scheduler(optimizer, config, total)
+        if checkpoint is not None:
+            state = self._restore(checkpoint, optimizer, scheduler)
+            logger.info("resumed from %s at step %d", checkpoint, state.step)
+        else:
+            state = TrainState()
+            torch.manual_seed(config.seed)
+        pad, bos, eos = special_ids(self.model, self.tokenizer)
+        monitor = Monitor(total_steps=total, initial_step=state.step, desc=self.desc, enabled=runtime.is_main,
+                          log_dir=tensorboard_dir(self.store.save_path) if config.tensorboard else None)
+        try:
+            with self._interrupt:
+                self._loop(state, optimizer, scheduler, params, monitor, total, (pad, bos, eos))
+        finally:
+            monitor.close()
+        final_weights = "last"
+        if state.best_step is not None and os.path.isdir(self.store.best_dir):
+            runtime.barrier()
+            _load_model_weights(self.model, self.store.best_dir)
+            final_weights = "best"
+        if runtime.is_main:
+            save_model(self.model, self.store.save_path, self.tokenizer)
+        self._write_log(state, final_weights)
+        runtime.barrier()
+        return TrainResult(state, self.store.save_path, final_weights)
+
+    def _loop(self, state, optimizer, scheduler, params, monitor, total, special) -> None:
+        config, runtime = self.config, self.runtime
+        pad, bos, eos = special
+        while state.step < total and not state.stopped_early:
+            batches = epoch_batches(len(self.train_data), config.batch_size, config.seed, state.epoch,
+                                    min_batch=runtime.world_size)
+            while state.batch_in_epoch < len(batches) and state.step < total:
+                batch = collate(self.train_data, batches[state.batch_in_epoch], pad_id=pad, bos_id=bos, eos_id=eos,
+                                rank=runtime.rank, world_size=runtime.world_size).to(runtime.device)
+                loss, tokens, stop = self._step(batch, optimizer, scheduler, params)
+                state.step += 1
+                state.batch_in_epoch += 1
+                lr = scheduler.get_last_lr()[0]
+                state.history.append({"step": state.step, "loss": loss, "lr": lr})
+                monitor.step(state.step, loss, lr, tokens)
+                for callback in self.callbacks:
+                    callback(self, state, loss)
+                if not runtime.distributed:  # with several processes the flag is agreed on in the next step
+                    stop = stop or self._stop_requested or self._interrupt.requested
+                if self.val_data is not None and state.step % config.eval_steps == 0:
+                    self._validate(state, monitor)
+                if stop:
+                    path = self._checkpoint(state, optimizer, scheduler)
+                    self._write_log(state, "interrupted")
+                    monitor.log(f"interrupted at step {state.step}: resumable checkpoint {path} (continue with --resume)")
+                    raise TrainingInterrupted(path, state.step)
+                if state.step % config.save_steps == 0:
+                    path = self._checkpoint(state, optimizer, scheduler)
+                    monitor.log(f"step {state.step}: checkpoint {path}")
+                if state.stopped_early:
+                    monitor.log(f"early stopping at step {state.step}: no better validation loss in "
+                                f"{config.early_stopping_patience} evaluations (best {state.best_val_loss:.4f} at "
+                                f"step {state.best_step})")
+                    return
+            if state.batch_in_epoch >= len(batches):
+                state.epoch += 1
+                state.batch_in_epoch = 0
