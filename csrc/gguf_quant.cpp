@@ -1,0 +1,36 @@
+// Type sizes, the float16 scale conversion and the validated, SIMD-dispatched entry point of the
+// GGUF block quantizers (the kernels are in gguf_quant_kernels.cpp).
+#include "gguf_quant.h"
+
+#include "cpu_features.h"
+
+namespace apt_fast {
+
+int64_t gguf_type_size(GgufQuantType type) {
+  switch (type) {
+    case GgufQuantType::Q8_0: return 34;
+    case GgufQuantType::Q4_0: return 18;
+    case GgufQuantType::Q4_1: return 20;
+    case GgufQuantType::Q5_0: return 22;
+    case GgufQuantType::Q5_1: return 24;
+  }
+  APT_CHECK(false, "unsupported GGUF quantization type id " << static_cast<int>(type)
+                                                            << " (2 Q4_0, 3 Q4_1, 6 Q5_0, 7 Q5_1, 8 Q8_0)");
+  return 0;
+}
+
+uint16_t fp32_to_fp16_bits(float x) { return fp32_to_fp16_bits_inline(x); }
+
+void gguf_quantize(const float* src, int64_t n, GgufQuantType type, uint8_t* dst, int num_threads) {
+  gguf_type_size(type);  // rejects unknown type ids
+  APT_CHECK(n >= 0 && n % kGgufBlockSize == 0, "element count must be a multiple of 32, got " << n);
+  APT_CHECK(n == 0 || (src != nullptr && dst != nullptr), "src and dst pointers must be non-null");
+  const int64_t n_blocks = n / kGgufBlockSize;
+  switch (active_simd_level()) {
+    case SimdLevel::Avx512: return simd_avx512::gguf_quantize_blocks(src, n_blocks, type, dst, num_threads);
+    case SimdLevel::Avx2: return simd_avx2::gguf_quantize_blocks(src, n_blocks, type, dst, num_threads);
+    default: return simd_scalar::gguf_quantize_blocks(src, n_blocks, type, dst, num_threads);
+  }
+}
+
+}  // namespace apt_fast
