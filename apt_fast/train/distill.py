@@ -11,23 +11,16 @@ from typing import Callable, Sequence
 from torch import nn
 
 from ..models.apt import APTConfig
-from ..models.apt.loading import load
 from .config import TrainConfig
 from .distributed import Runtime, init_runtime
 from .fast_path import apply_fast_path
-from .inputs import load_train_val
+from .inputs import load_pretrained, load_train_val
 from .objectives import DistillObjective, DistillSettings
 from .pretrain import new_model, read_model_config
 from .trainer import Trainer
 
 logger = logging.getLogger("apt_fast.train")
 DISTILL_DEFAULTS = TrainConfig(learning_rate=3e-4)
-
-
-def _load_with_tokenizer(path, argument: str):
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{argument} {path}: no such file or directory")
-    return load(path)
 
 
 def build_student(teacher: nn.Module, student, student_config, seed: int) -> nn.Module:
@@ -44,7 +37,7 @@ def build_student(teacher: nn.Module, student, student_config, seed: int) -> nn.
         except (TypeError, ValueError) as err:
             raise ValueError(f"--student-config: invalid model config: {err}") from None
     else:
-        model = student if isinstance(student, nn.Module) else _load_with_tokenizer(student, "--student")[0]
+        model = student if isinstance(student, nn.Module) else load_pretrained(student, "--student")[0]
     if model.config.vocab_size != teacher.config.vocab_size:
         raise ValueError(f"the student's vocab_size must equal the teacher's ({teacher.config.vocab_size}), "
                          f"got {model.config.vocab_size}")
@@ -87,9 +80,7 @@ def distill(
         teacher_path = None
     else:
         teacher_path = os.fspath(teacher)
-        teacher, tokenizer = _load_with_tokenizer(teacher, "--teacher")
-        if tokenizer is None:
-            raise ValueError(f"--teacher {teacher_path}: the checkpoint has no tokenizer")
+        teacher, tokenizer = load_pretrained(teacher, "--teacher")
     runtime = runtime or init_runtime()
     student_model = build_student(teacher, student, student_config, config.seed)
     teacher.to(runtime.device)

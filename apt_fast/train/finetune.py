@@ -11,11 +11,10 @@ import logging
 import os
 from typing import Callable, Sequence
 
-from ..models.apt.loading import load
 from .config import TrainConfig
 from .distributed import Runtime, init_runtime
 from .freezing import FreezeReport, freeze_layers, report_frozen
-from .inputs import load_train_val
+from .inputs import load_pretrained, load_train_val
 from .objectives import LanguageModelObjective
 from .trainer import Trainer
 
@@ -42,12 +41,8 @@ class FineTuner:
     """
 
     def __init__(self, model_path: str | os.PathLike, *, runtime: Runtime | None = None):
-        if not os.path.exists(model_path):
-            raise FileNotFoundError(f"--model-path {model_path}: no such file or directory")
         self.model_path = os.fspath(model_path)
-        self.model, self.tokenizer = load(model_path)
-        if self.tokenizer is None:
-            raise ValueError(f"--model-path {model_path}: the checkpoint has no tokenizer; save it with one")
+        self.model, self.tokenizer = load_pretrained(model_path)
         self.runtime = runtime or init_runtime()
         self.freeze_report: FreezeReport = report_frozen(self.model)
 

@@ -32,3 +32,15 @@ def load_train_val(train_path, val_path, tokenizer, *, max_length: int, max_samp
     if val_path is not None:
         val = load_tokenized(val_path, tokenizer, max_length=max_length, argument="--val-data-path")
     return train, val
+
+
+def load_pretrained(path: str | os.PathLike, argument: str = "--model-path"):
+    """``apt_fast.load(path)`` for the commands: (model, tokenizer), both required, errors naming ``argument``."""
+    from ..models.apt.loading import load
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{argument} {path}: no such file or directory")
+    model, tokenizer = load(path)
+    if tokenizer is None:
+        raise ValueError(f"{argument} {path}: the checkpoint has no tokenizer; save the model with one")
+    return model, tokenizer

@@ -260,6 +260,11 @@ class Trainer:
         if runtime.is_main:
             save_model(self.model, self.store.save_path, self.tokenizer)
         self._write_log(state, final_weights)
+        best = (f", best validation loss {state.best_val_loss:.4f} at step {state.best_step}"
+                if state.best_step is not None else "")
+        last = f", last training loss {state.history[-1]['loss']:.4f}" if state.history else ""
+        logger.info("saved the model (%s weights) to %s: %d steps%s%s", final_weights, self.store.save_path,
+                    state.step, last, best)
         runtime.barrier()
         return TrainResult(state, self.store.save_path, final_weights)
 

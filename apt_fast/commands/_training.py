@@ -1,0 +1,91 @@
+"""Options shared by the training commands (fine-tune, train, distill) and their translation into a
+TrainConfig; logging set-up and the torchrun runtime around a command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from contextlib import contextmanager
+
+from ..train.config import SCHEDULES, TrainConfig
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    parser.add_argument("--data-path", required=True, metavar="FILE",
+                        help="training data: .txt (one sample per line), .jsonl/.json (ShareGPT, Alpaca, chat, "
+                             "prompt/response or text records) or .csv (a text column)")
+    parser.add_argument("--max-samples", type=int, metavar="N", help="use only the first N training samples")
+    parser.add_argument("--max-length", type=int, default=defaults.max_length, metavar="N",
+                        help="tokens per source/target; longer samples are truncated and counted (default %(default)s)")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig, save_path: str) -> None:
+    """The guide's options (with ``defaults``) plus the engine's: seed, resume, schedule, bf16, ..."""
+    add_data_arguments(parser, defaults)
+    parser.add_argument("--val-data-path", metavar="FILE", help="validation data (same formats): evaluation "
+                        "every --eval-steps, early stopping and the best model")
+    parser.add_argument("--save-path", default=save_path, metavar="DIR", help="output directory (default %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a model already in --save-path")
+    parser.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
+                        help="continue from the newest checkpoint in --save-path, or from CHECKPOINT")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="default %(default)s")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help="global batch, split over torchrun processes (default %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="default %(default)s")
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="default %(default)s")
+    parser.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: 10%% of the steps)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule, help="default %(default)s")
+    parser.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps")
+    parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip,
+                        help="gradient-norm clipping, 0 disables (default %(default)s)")
+    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing, help="default %(default)s")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for forward and loss")
+    parser.add_argument("--early-stopping-patience", type=int, default=defaults.early_stopping_patience,
+                        help="evaluations without improvement before stopping, 0 disables (default %(default)s)")
+    parser.add_argument("--eval-steps", type=int, default=defaults.eval_steps, help="default %(default)s")
+    parser.add_argument("--save-steps", type=int, default=defaults.save_steps, help="default %(default)s")
+    parser.add_argument("--keep-checkpoints", type=int, default=defaults.keep_checkpoints, help="default %(default)s")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
+    add_runtime_arguments(parser)
+    parser.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard event logs")
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-fast", action="store_true", help="run without apt_fast's kernels (plain PyTorch)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, schedule=args.schedule,
+        max_steps=args.max_steps, grad_clip=args.grad_clip, bf16=args.bf16, label_smoothing=args.label_smoothing,
+        eval_steps=args.eval_steps, early_stopping_patience=args.early_stopping_patience,
+        save_steps=args.save_steps, keep_checkpoints=args.keep_checkpoints, max_length=args.max_length,
+        seed=args.seed, fast=not args.no_fast, tensorboard=not args.no_tensorboard)
+
+
+def configure_logging(is_main: bool = True) -> None:
+    """Engine messages on stderr (warnings only on non-main processes)."""
+    logger = logging.getLogger("apt_fast.train")
+    if not any(getattr(h, "_apt_fast", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._apt_fast = True
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO if is_main else logging.WARNING)
+
+
+@contextmanager
+def training_runtime(args: argparse.Namespace):
+    """The process's runtime (joined to torchrun's group when launched by it), logging configured."""
+    from ..train.distributed import init_runtime, shutdown_runtime
+
+    runtime = init_runtime(args.device)
+    configure_logging(runtime.is_main)
+    try:
+        yield runtime
+    finally:
+        shutdown_runtime(runtime)
