@@ -88,3 +88,44 @@ class FlashAttentionFunction(torch.autograd.Function):
         dq, dk, dv, dbias = torch.ops.apt_fast.flash_attention_bwd(
             grad_out, q, k, v, bias, mask, out, lse, causal, scale, dropout_p, seed, bias_grad)
         return dq, dk, dv, (dbias if bias_grad else None), None, None, None, None
+
+
+class AptHeadMeanFunction(torch.autograd.Function):
+    """M [B, T, S] = mean over heads of the sanitised scores; gradients for q and k (masks are constants)."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, attn_mask: Optional[torch.Tensor],
+                key_padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        ctx.save_for_backward(q, k, attn_mask, key_padding_mask)
+        return torch.ops.apt_fast.apt_head_mean_fwd(q, k, attn_mask, key_padding_mask)
+
+    @staticmethod
+    def backward(ctx, grad_mean: torch.Tensor):
+        q, k, attn_mask, key_padding_mask = ctx.saved_tensors
+        dq, dk = torch.ops.apt_fast.apt_head_mean_bwd(grad_mean, q, k, attn_mask, key_padding_mask)
+        return dq, dk, None, None
+
+
+class AptAttentionFunction(torch.autograd.Function):
+    """The last stage of APT attention: softmax of the T17-T19 logits from F, M and each head, times V.
+
+    Gradients for q, k, v, F and M (dM = -0.2 dF: M enters only as F + 0.2 (A_h - M)).
+    """
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: torch.Tensor, m: torch.Tensor,
+                attn_mask: Optional[torch.Tensor], key_padding_mask: Optional[torch.Tensor],
+                dropout_p: float) -> torch.Tensor:
+        seed = draw_seed() if dropout_p > 0.0 else 0
+        out, lse = torch.ops.apt_fast.apt_attention_fwd(q, k, v, f, m, attn_mask, key_padding_mask, dropout_p, seed)
+        ctx.save_for_backward(q, k, v, f, m, attn_mask, key_padding_mask, out, lse)
+        ctx.settings = (dropout_p, seed)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        q, k, v, f, m, attn_mask, key_padding_mask, out, lse = ctx.saved_tensors
+        dropout_p, seed = ctx.settings
+        dq, dk, dv, df = torch.ops.apt_fast.apt_attention_bwd(grad_out, q, k, v, f, m, attn_mask, key_padding_mask,
+                                                              out, lse, dropout_p, seed)
+        return dq, dk, dv, df, -0.2 * df, None, None, None

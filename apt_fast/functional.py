@@ -13,8 +13,9 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .autograd import DistillLossFunction, FlashAttentionFunction
+from .autograd import AptAttentionFunction, AptHeadMeanFunction, DistillLossFunction, FlashAttentionFunction
 from .chunked_loss import FusedLinearDistillLoss, SparseTeacherDistillLoss, default_chunk_rows
+from .fused_linear_loss import default_block_vocab
 from .distill_config import DistillLossConfig
 from .validation import check_ndim, check_same_device
 
@@ -77,14 +78,15 @@ def fused_linear_distill_loss(
     teacher_weight: Optional[torch.Tensor] = None,  # [V, Ht]
     student_bias: Optional[torch.Tensor] = None,  # [V]
     teacher_bias: Optional[torch.Tensor] = None,  # [V]
-    chunk_rows: Optional[int] = None,
+    block_vocab: Optional[int] = None,
     config: Optional[DistillLossConfig] = None,
     **settings,
 ) -> torch.Tensor:
     """Distillation loss of lm_head(student_hidden) without materialising the student logits.
 
     The teacher comes as teacher_logits, or as teacher_hidden + teacher_weight (+ teacher_bias), which keeps
-    its logits chunked too. Gradients: student_hidden, student_weight, student_bias. Reductions: sum, mean,
+    its logits blocked too. The vocabulary is processed in blocks of block_vocab columns (default: about
+    2^20 logits per block). Gradients: student_hidden, student_weight, student_bias. Reductions: sum, mean,
     batchmean.
     """
     config = config or DistillLossConfig(**settings)
@@ -109,9 +111,9 @@ def fused_linear_distill_loss(
         if teacher_hidden.shape[0] != hidden.shape[0]:
             raise ValueError(f"teacher_hidden must have {hidden.shape[0]} rows, got {teacher_hidden.shape[0]}")
     target = _flatten_target(target, hidden.shape[0])
-    rows = chunk_rows or default_chunk_rows(student_weight.shape[0])
+    block = block_vocab or default_block_vocab(hidden.shape[0])
     return FusedLinearDistillLoss.apply(hidden, student_weight, student_bias, teacher_logits, teacher_hidden,
-                                        teacher_weight, teacher_bias, target, config, rows)
+                                        teacher_weight, teacher_bias, target, config, block)
 
 
 def sparse_teacher_distill_loss(
@@ -168,3 +170,42 @@ def flash_attention(
     """
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     return FlashAttentionFunction.apply(q, k, v, bias, mask, causal, scale, float(dropout_p))
+
+
+def apt_attention(
+    q: torch.Tensor,  # [B, H, T, d] projected queries (not yet scaled)
+    k: torch.Tensor,  # [B, H, S, d] projected keys
+    v: torch.Tensor,  # [B, H, S, d] projected values
+    sr_conv1_weight: torch.Tensor,  # [Hd, 1, 1, 1]
+    sr_conv1_bias: torch.Tensor,  # [Hd]
+    sr_conv2_weight: torch.Tensor,  # [1, Hd, 1, 1]
+    sr_conv2_bias: torch.Tensor,  # [1]
+    tau: torch.Tensor,  # [1]
+    *,
+    epsilon: float,
+    attn_mask: Optional[torch.Tensor] = None,  # [T, S] | [B, T, S] | [B, H|1, T, S]; float or bool (+1 where True)
+    key_padding_mask: Optional[torch.Tensor] = None,  # [B, S] bool, True = padded
+    use_autopoietic: bool = True,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:  # [B, H, T, d]
+    """APT's autopoietic attention per head (APT_SPEC.md §2.1-2.3), fused: the same numbers as
+    apt_fast.reference.apt_attention.autopoietic_attention_ref without any [B, H, T, S] tensor.
+
+    Three stages: the head mean M (kernel), the per-batch statistics M -> F on [B, T, S] maps
+    (apt_fast.apt_transform), and a flash-style attention over F + 0.2 (A_h - M) with every clamp applied
+    on the fly (kernel). use_autopoietic=False is plain masked softmax attention (flash_attention), except
+    that a fully masked row gives 0 where upstream gives NaN. Dropout acts on the probabilities, drawn from
+    torch's generator (a different draw from the reference's F.dropout).
+    """
+    from .apt_transform import shared_bias
+    from .reference.apt_attention import expand_attn_mask
+
+    if key_padding_mask is not None and key_padding_mask.dtype != torch.bool:
+        raise ValueError(f"key_padding_mask must be bool, got {str(key_padding_mask.dtype).replace('torch.', '')}")
+    mask = expand_attn_mask(attn_mask, q.shape[0], q.dtype)  # [B|1, H|1, T, S] additive
+    if not use_autopoietic:
+        keep = ~key_padding_mask[:, None, None, :] if key_padding_mask is not None else None
+        return flash_attention(q, k, v, mask, mask=keep, dropout_p=dropout_p)
+    m = AptHeadMeanFunction.apply(q, k, mask, key_padding_mask)  # [B, T, S]
+    f = shared_bias(m, mask, sr_conv1_weight, sr_conv1_bias, sr_conv2_weight, sr_conv2_bias, tau, epsilon)
+    return AptAttentionFunction.apply(q, k, v, f, m, mask, key_padding_mask, float(dropout_p))

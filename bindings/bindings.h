@@ -5,6 +5,8 @@
 
 namespace apt_fast {
 void bind_distill_loss(pybind11::module_& m);
+void bind_flash_attention(pybind11::module_& m);
+void bind_apt_attention(pybind11::module_& m);
 void bind_gguf_quant(pybind11::module_& m);
 void bind_flash_attention(pybind11::module_& m);
 }  // namespace apt_fast

@@ -16,6 +16,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_simd_level", [](const std::string& name) { apt_fast::set_simd_level(apt_fast::parse_simd_level(name)); },
         py::arg("level"), "Run the kernels at 'scalar', 'avx2' or 'avx512' (at most the detected level).");
   apt_fast::bind_distill_loss(m);
+  apt_fast::bind_flash_attention(m);
+  apt_fast::bind_apt_attention(m);
   apt_fast::bind_gguf_quant(m);
   apt_fast::bind_flash_attention(m);
 }

@@ -1,4 +1,5 @@
 // Entry points of the attention kernels: validate the views, then route to the active SIMD level.
+#include "apt_attention.h"
 #include "cpu_features.h"
 #include "flash_attention.h"
 
@@ -35,6 +36,42 @@ void flash_attention_fwd(const FlashAttentionArgs& args) {
 void flash_attention_bwd(const FlashAttentionArgs& args) {
   check_io(args.io, true);
   APT_ROUTE(flash_attention_bwd, args)
+}
+
+namespace {
+
+void check_head_mean(const AptHeadMeanArgs& a, bool backward) {
+  APT_CHECK(a.dims.heads > 0 && a.dims.head_dim > 0, "heads and head_dim must be > 0");
+  APT_CHECK(a.q.data && a.k.data && a.mean, "q, k and mean must be non-null");
+  if (backward) APT_CHECK(a.grad_mean && a.dq.data && a.dk.data, "grad_mean, dq and dk must be non-null");
+}
+
+void check_apt(const AptAttentionArgs& a, bool backward) {
+  check_io(a.io, backward);
+  APT_CHECK(a.f && a.m, "f and m must be non-null");
+  if (backward) APT_CHECK(a.grad_f, "grad_f must be non-null in the backward");
+}
+
+}  // namespace
+
+void apt_head_mean_fwd(const AptHeadMeanArgs& args) {
+  check_head_mean(args, false);
+  APT_ROUTE(apt_head_mean_fwd, args)
+}
+
+void apt_head_mean_bwd(const AptHeadMeanArgs& args) {
+  check_head_mean(args, true);
+  APT_ROUTE(apt_head_mean_bwd, args)
+}
+
+void apt_attention_fwd(const AptAttentionArgs& args) {
+  check_apt(args, false);
+  APT_ROUTE(apt_attention_fwd, args)
+}
+
+void apt_attention_bwd(const AptAttentionArgs& args) {
+  check_apt(args, true);
+  APT_ROUTE(apt_attention_bwd, args)
 }
 
 }  // namespace apt_fast
