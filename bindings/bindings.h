@@ -8,5 +8,4 @@ void bind_distill_loss(pybind11::module_& m);
 void bind_flash_attention(pybind11::module_& m);
 void bind_apt_attention(pybind11::module_& m);
 void bind_gguf_quant(pybind11::module_& m);
-void bind_flash_attention(pybind11::module_& m);
 }  // namespace apt_fast

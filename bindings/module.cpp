@@ -19,5 +19,4 @@ PYBIND11_MODULE(_C, m) {
   apt_fast::bind_flash_attention(m);
   apt_fast::bind_apt_attention(m);
   apt_fast::bind_gguf_quant(m);
-  apt_fast::bind_flash_attention(m);
 }
