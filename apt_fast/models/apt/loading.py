@@ -9,7 +9,9 @@ Formats, detected from the path:
 * **CheckpointManager file** ``.../checkpoints/<name>_epoch<E>_step<S>[_best].pt``: a dict with
   ``model_state_dict`` and ``config``; the tokenizer is read from ``.../tokenizer/`` if present;
 * **HLBD single file** ``.pt``: ``model_state_dict``, ``config`` and the char tokenizer's
-  ``tokenizer_char_to_id`` / ``tokenizer_id_to_char`` / ``tokenizer_next_id`` fields.
+  ``tokenizer_char_to_id`` / ``tokenizer_id_to_char`` / ``tokenizer_next_id`` fields;
+* **GGUF file** (starts with b"GGUF"), as written by ``apt_fast.export.export_gguf``: read by
+  :func:`apt_fast.export.load_gguf`, weights dequantized to float32.
 
 Pickled files are read with ``torch.load(weights_only=True)``: a checkpoint never runs code. Pruned
 weights (``*.weight_orig`` / ``*.weight_mask``) load as weight = orig * mask. Shapes give vocab_size,
@@ -251,8 +253,17 @@ def load(path: str | os.PathLike, *, config_overrides: dict | None = None):
             return _load_upstream_directory(path, config_overrides)
         raise CheckpointError(f"{path}: unknown checkpoint format: the directory has neither model.safetensors nor model.pt")
     if os.path.isfile(path):
+        if _is_gguf(path):
+            from ...export.importer import load_gguf
+
+            return load_gguf(path, config_overrides=config_overrides)
         return _load_pt_file(path, config_overrides)
     raise CheckpointError(f"{path}: no such file or directory")
+
+
+def _is_gguf(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"GGUF"
 
 
 def save(model: APTModel, path: str | os.PathLike, tokenizer=None) -> None:
