@@ -1,0 +1,38 @@
+"""Fixtures of the training tests: tiny APT models and small generated data files."""
+
+from __future__ import annotations
+
+import pytest
+from train_helpers import make_tiny_model, reversal_records, write_jsonl
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def train_file(tmp_path):
+    return write_jsonl(tmp_path / "train.jsonl", reversal_records(48))
+
+
+@pytest.fixture
+def val_file(tmp_path):
+    return write_jsonl(tmp_path / "val.jsonl", reversal_records(16, seed=1))
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path):
+    """A saved tiny model (2+2 layers, byte tokenizer)."""
+    from apt_fast.models.apt.loading import save
+
+    model, tokenizer = make_tiny_model()
+    path = tmp_path / "base"
+    save(model, path, tokenizer)
+    return str(path)
