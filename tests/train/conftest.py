@@ -30,9 +30,9 @@ def val_file(tmp_path):
 @pytest.fixture
 def tiny_model_dir(tmp_path):
     """A saved tiny model (2+2 layers, byte tokenizer)."""
-    from apt_fast.models.apt.loading import save
+    from apt_fast.train.checkpointing import save_model
 
     model, tokenizer = make_tiny_model()
     path = tmp_path / "base"
-    save(model, path, tokenizer)
+    save_model(model, str(path), tokenizer)
     return str(path)
