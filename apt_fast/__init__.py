@@ -9,7 +9,8 @@ __version__ = "0.1.0"
 from . import ops  # noqa: E402,F401  (defines the torch.library namespace apt_fast)
 from . import backends  # noqa: E402,F401  (registers the CPU and CUDA kernels)
 from . import functional  # noqa: E402,F401
-from .modules import DistillationLoss  # noqa: E402,F401
+from .modules import DistillationLoss, FusedAPTAttention  # noqa: E402,F401
+from .patching import PatchReport, patch, unpatch  # noqa: E402,F401
 
 # The model side pulls in transformers (seconds to import), so it is loaded on first use.
 _LAZY = {
@@ -29,4 +30,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'apt_fast' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "backends", "functional", "ops", "DistillationLoss", *_LAZY]
+__all__ = ["__version__", "backends", "functional", "ops", "DistillationLoss", "FusedAPTAttention", "PatchReport",
+           "patch", "unpatch", *_LAZY]

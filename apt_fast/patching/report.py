@@ -1,0 +1,18 @@
+"""PatchReport: what apt_fast.patch swapped and what it left alone, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
+
+@dataclass
+class PatchReport:
+    swapped: List[Tuple[str, str, str]] = field(default_factory=list)  # (module path, old class, new class)
+    left_alone: List[Tuple[str, str]] = field(default_factory=list)  # (module path, reason)
+
+    def __str__(self) -> str:
+        lines = [f"apt_fast.patch: swapped {len(self.swapped)} module(s), left {len(self.left_alone)} alone"]
+        lines += [f"  swapped     {path or '<root>'}: {old} -> {new}" for path, old, new in self.swapped]
+        lines += [f"  left alone  {path or '<root>'}: {reason}" for path, reason in self.left_alone]
+        return "\n".join(lines)
