@@ -62,7 +62,9 @@ def test_golden_train_gradients(case):
     """Loss within 1e-5 of upstream's; every gradient's error against the same model run in float64 within
     1e-5 of its max plus 16x upstream's own float32 error. The factor covers k_proj.bias, sr_conv*.bias and
     tau: sums of cancelling terms (their exact value is ~0 or O(1/S)) whose float32 result depends on the
-    order of summation; every other gradient is within 1e-5 of its max."""
+    order of summation; every other gradient is within 1e-5 of its max. An absolute floor of 1e-8 x the
+    largest gradient of the model covers gradients that are exactly 0 in float64 (tau with a single key,
+    where softmax over one key has zero gradient but a float32 flash backward leaves ~1e-10)."""
     data, model, inputs = load_case(case)
     apt_fast.patch(model)
     loss, grads = train_grads(model, inputs)
@@ -71,13 +73,14 @@ def test_golden_train_gradients(case):
     expected = {k[len("grad."):]: v for k, v in data.items() if k.startswith("grad.")}
     assert set(grads) == set(expected)
     worst = 0.0
+    floor = 1e-8 * max(g.abs().max().item() for g in grads64.values())
     for name, ref in expected.items():
         got, exact = grads[name], grads64[name]
         assert torch.isfinite(got).all() == torch.isfinite(ref).all(), name
         err, scale = (got.double() - exact).abs().max().item(), exact.abs().max().item()
         upstream_error = (ref.double() - exact).abs().max().item()
         worst = max(worst, err / max(scale, 1e-30))
-        assert err <= 1e-5 * scale + 16 * upstream_error + 1e-12, f"{name}: err {err:.2e} (upstream {upstream_error:.2e})"
+        assert err <= 1e-5 * scale + 16 * upstream_error + floor, f"{name}: err {err:.2e} (upstream {upstream_error:.2e})"
     print(f"{case}: worst gradient error relative to its max {worst:.2e}")
 
 
