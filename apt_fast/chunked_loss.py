@@ -1,10 +1,9 @@
-"""Distillation losses that never hold a full [N, V] logits matrix: the rows are processed in chunks of
-at most `chunk_rows`, each chunk through apt_fast::distill_loss_fwd, with the gradient computed on the
-way and consumed (or projected back through the lm_head) before the next chunk.
+"""Distillation losses that never hold a full [N, V] teacher or logits matrix.
 
 - FusedLinearDistillLoss: student hidden states [N, H] and lm_head weight [V, H] (+ bias); the teacher as
   logits [N, V] or as hidden states and weight of its own. Gradients for hidden states, weight and bias.
-- SparseTeacherDistillLoss: the teacher given offline as its top-k log-probabilities and their indices.
+  Processed in vocabulary blocks (apt_fast/fused_linear_loss.py).
+- SparseTeacherDistillLoss: rows in chunks of at most `chunk_rows`, each through apt_fast::distill_loss_fwd. the teacher given offline as its top-k log-probabilities and their indices.
   The remaining probability mass 1 - sum(exp(top-k)) is spread evenly over the other V - k tokens, which
   defines a full teacher distribution; the temperature then applies to it as to dense teacher logits.
 """
@@ -17,6 +16,7 @@ from typing import Callable, Optional
 import torch
 
 from .distill_config import DistillLossConfig
+from .fused_linear_loss import blocked_linear_distill_loss, linear_block
 
 # Elements per chunk of logits: 2^21 fp32 values = 8 MiB per buffer (student, teacher, gradient).
 CHUNK_ELEMENTS = 1 << 21
@@ -61,14 +61,6 @@ def _chunked_loss(
     return total * grad_scale
 
 
-def _linear_chunk(hidden: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]):
-    def chunk(begin: int, end: int) -> torch.Tensor:
-        logits = hidden[begin:end] @ weight.t()  # [c, V]
-        return logits + bias if bias is not None else logits
-
-    return chunk
-
-
 def _scale_grads(grads, grad_output: torch.Tensor):
     if grad_output.item() == 1.0:
         return grads
@@ -76,37 +68,40 @@ def _scale_grads(grads, grad_output: torch.Tensor):
 
 
 class FusedLinearDistillLoss(torch.autograd.Function):
+    """Vocabulary-blocked loss of lm_head(hidden); see apt_fast/fused_linear_loss.py."""
+
     @staticmethod
     def forward(ctx, student_hidden, student_weight, student_bias, teacher_logits, teacher_hidden, teacher_weight,
-                teacher_bias, target, config: DistillLossConfig, chunk_rows: int):
-        rows = student_hidden.shape[0]
+                teacher_bias, target, config: DistillLossConfig, block_vocab: int):
+        rows, vocab = student_hidden.shape[0], student_weight.shape[0]
         grad_scale = _grad_scale(config, rows, target)
         if teacher_logits is not None:
-            teacher_chunk = lambda begin, end: teacher_logits[begin:end]  # noqa: E731
+            teacher_block = lambda v0, v1: teacher_logits[:, v0:v1]  # noqa: E731
         else:
-            teacher_chunk = _linear_chunk(teacher_hidden, teacher_weight, teacher_bias)
+            teacher_block = linear_block(teacher_hidden, teacher_weight, teacher_bias)
         needs_hidden, needs_weight, needs_bias = ctx.needs_input_grad[:3]
-        grad_hidden = torch.zeros_like(student_hidden) if needs_hidden else None  # [N, H]
-        grad_weight = torch.zeros_like(student_weight, dtype=torch.float32) if needs_weight else None  # [V, H]
-        grad_bias = torch.zeros(student_weight.shape[0], dtype=torch.float32) if needs_bias else None  # [V]
+        grad_hidden = torch.zeros(student_hidden.shape, dtype=torch.float32) if needs_hidden else None  # [N, H]
+        grad_weight = torch.empty_like(student_weight) if needs_weight else None  # [V, H]
+        grad_bias = torch.empty_like(student_bias) if needs_bias else None  # [V]
 
-        def consume(begin: int, end: int, grad_logits: torch.Tensor) -> None:  # grad_logits [c, V]
-            grad_logits = grad_logits.to(student_weight.dtype)
+        def consume(v0: int, v1: int, grad_logits: torch.Tensor) -> None:  # grad_logits [N, b] fp32
             if grad_hidden is not None:
-                torch.matmul(grad_logits, student_weight, out=grad_hidden[begin:end])
+                grad_hidden.addmm_(grad_logits, student_weight[v0:v1].float())
+            grad_logits = grad_logits.to(student_weight.dtype)
             if grad_weight is not None:
-                grad_weight.addmm_(grad_logits.t().float(), student_hidden[begin:end].float())
+                torch.matmul(grad_logits.t(), student_hidden, out=grad_weight[v0:v1])
             if grad_bias is not None:
-                grad_bias.add_(grad_logits.float().sum(0))
+                grad_bias[v0:v1] = grad_logits.sum(0)
 
+        live = torch.ones(rows, dtype=torch.bool, device=student_hidden.device)
+        if target is not None:
+            live = target != config.ignore_index
         wants_grad = needs_hidden or needs_weight or needs_bias
-        total = _chunked_loss(rows, chunk_rows, _linear_chunk(student_hidden, student_weight, student_bias),
-                              teacher_chunk, target, config, grad_scale, consume if wants_grad else None,
-                              student_hidden.device)
-        if grad_weight is not None:
-            grad_weight = grad_weight.to(student_weight.dtype)
-        if grad_bias is not None:
-            grad_bias = grad_bias.to(student_bias.dtype)
+        total = blocked_linear_distill_loss(
+            linear_block(student_hidden, student_weight, student_bias), teacher_block, rows, vocab, target, live,
+            config, grad_scale, block_vocab, consume if wants_grad else None, student_hidden.device)
+        if grad_hidden is not None:
+            grad_hidden = grad_hidden.to(student_hidden.dtype)
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
         return total
 

@@ -18,7 +18,7 @@ def _ms(seconds: float) -> str:
 
 
 def _mib(num_bytes: Optional[int]) -> str:
-    return "n/a" if num_bytes is None else f"{num_bytes / 2**20:.1f}"
+    return "n/a" if num_bytes is None else f"{num_bytes / 2**20:.2f}"
 
 
 def format_table(results: Iterable[CaseResult]) -> str:
@@ -26,7 +26,7 @@ def format_table(results: Iterable[CaseResult]) -> str:
               "base MiB", "apt MiB", "mem ratio", "target")
     rows: List[tuple] = []
     for r in results:
-        mem = "n/a" if r.memory_ratio is None else f"{r.memory_ratio:.3f}"
+        mem = "n/a" if r.memory_ratio is None else f"{r.memory_ratio:.4f}"
         rows.append((
             r.name, r.shape, r.baseline_name,
             f"{_ms(r.baseline.median)} ({_ms(r.baseline.min)}-{_ms(r.baseline.max)})",
