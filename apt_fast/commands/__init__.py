@@ -2,6 +2,8 @@
 
 from . import bench, info
 from . import chat, distill, evaluate, fine_tune, train
+from . import export_gguf, export_ollama, generate, import_gguf
 
 COMMANDS = [info, bench]
 COMMANDS += [fine_tune, train, evaluate, chat, distill]
+COMMANDS += [export_gguf, export_ollama, import_gguf, generate]

@@ -47,6 +47,11 @@ def _render(chat_template: str, messages: list[dict]) -> str | None:
     return text.replace(_SYSTEM, "{{ .System }}").replace(_PROMPT, "{{ .Prompt }}") if _PROMPT in text else None
 
 
+def gguf_sampling(settings: dict) -> dict:
+    """``settings`` (DEFAULT_SAMPLING's names) under export_gguf's ``sampling`` names (general.sampling.*)."""
+    return {_SAMPLING_NAMES[k][1]: v for k, v in settings.items()}
+
+
 def ollama_template(chat_template: str | None) -> str:
     """An Ollama (Go) template equivalent to ``chat_template`` (Jinja) for an optional system message and
     one user turn: the Jinja template is rendered around placeholder messages, with and without a system
@@ -121,7 +126,7 @@ def export_ollama(model, tokenizer, output_dir: str | os.PathLike, quantize: str
                                     stop_tokens(tokenizer, model.config), sampling, model.config.max_seq_len),
              "readme": readme(name, gguf_file)}
     export_gguf(model, paths["gguf"], quantize, tokenizer, name=name, progress=progress,
-                sampling={_SAMPLING_NAMES[k][1]: v for k, v in sampling.items()})
+                sampling=gguf_sampling(sampling))
     for kind, text in texts.items():
         _write_text(paths[kind], text)
     return paths

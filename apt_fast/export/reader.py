@@ -65,8 +65,8 @@ class _Cursor:
         """A u64 count, rejected when that many items of at least ``min_item_size`` bytes cannot fit."""
         n = self.scalar("<Q", what)
         if n * min_item_size > self.remaining:
-            raise GGUFError(f"{self.source}: {what} is {n}, more than the {self.remaining} bytes left in the file "
-                            f"can hold (corrupted header?)")
+            raise GGUFError(f"{self.source}: truncated or corrupted file: {what} is {n}, more than the "
+                            f"{self.remaining} bytes left in the file can hold")
         return n
 
     def string(self, what: str) -> str:
@@ -151,8 +151,8 @@ def read_gguf(path: str | os.PathLike) -> GGUFFile:
     n_tensors = cursor.scalar("<Q", "tensor count")
     n_kv = cursor.scalar("<Q", "metadata count")
     if n_tensors * 24 + n_kv * 13 > cursor.remaining:
-        raise GGUFError(f"{path}: the header declares {n_tensors} tensors and {n_kv} metadata entries, more than "
-                        f"the {cursor.remaining} bytes left in the file can hold (corrupted header?)")
+        raise GGUFError(f"{path}: truncated or corrupted file: the header declares {n_tensors} tensors and {n_kv} "
+                        f"metadata entries, more than the {cursor.remaining} bytes that follow can hold")
     metadata = {}
     for index in range(n_kv):
         key = cursor.string(f"metadata key {index}")

@@ -27,7 +27,7 @@ from .tensor_names import gguf_name
 from .tokenizer_metadata import add_tokenizer
 
 # ggml's file-type codes (general.file_type: what most tensors are)
-_FILE_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "bf16": 32}
+FILE_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "bf16": 32}
 _QUANTIZATION_VERSION = 2  # the block layouts of ggml's quantization version 2
 
 
@@ -84,7 +84,8 @@ def _check_model(model) -> None:
         raise ValueError(f"export_gguf needs an apt_fast APTModel, got {type(model).__name__}")
 
 
-def _target(path: str | os.PathLike) -> str:
+def check_output_path(path: str | os.PathLike) -> str:
+    """``path`` as a str, or an error when its directory does not exist or it names a directory."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -101,7 +102,7 @@ def _write(tmp_path: str, model, plan, qtype: GGUFType, tokenizer, name: str, sa
     writer = gguf.GGUFWriter(tmp_path, meta.ARCHITECTURE)
     try:
         writer.add_name(name)
-        writer.add_file_type(_FILE_TYPES[qtype.name])
+        writer.add_file_type(FILE_TYPES[qtype.name])
         if qtype.is_block_quantized:
             writer.add_quantization_version(_QUANTIZATION_VERSION)
         meta.add_config(writer, model.config)
@@ -146,7 +147,7 @@ def export_gguf(
     """
     qtype = gguf_type(dtype)
     _check_model(model)
-    path = _target(path)
+    path = check_output_path(path)
     plan = plan_tensors(model, qtype)
     name = name or os.path.splitext(os.path.basename(path))[0]
     fd, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part",
