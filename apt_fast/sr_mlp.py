@@ -18,14 +18,21 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
+_SENTINEL = 1e30
+
 
 def _segments(w1: Tensor, b1: Tensor) -> Tuple[Tensor, Tensor]:
-    """Sorted knots [K] and one representative X strictly inside each of the K + 1 segments (fp64)."""
+    """Sorted knots [2 Hd] and one representative X strictly inside each of the 2 Hd + 1 segments (fp64).
+
+    A unit with w1_k = 0 never bends: its two knots sit at a far sentinel (1e30, |X| <= 6.4), so every
+    shape stays static (torch.compile) and the sentinel segments never hold an element.
+    """
     w1, b1 = w1.double(), b1.double()
     bending = w1 != 0
-    knots = torch.cat(((0.0 - b1[bending]) / w1[bending], (5.0 - b1[bending]) / w1[bending])).sort().values
-    if knots.numel() == 0:
-        return knots, torch.zeros(1, dtype=torch.float64, device=w1.device)
+    safe_w1 = torch.where(bending, w1, torch.ones_like(w1))
+    far = torch.full_like(w1, _SENTINEL)
+    knots = torch.cat((torch.where(bending, (0.0 - b1) / safe_w1, far),
+                       torch.where(bending, (5.0 - b1) / safe_w1, far))).sort().values
     inner = (knots[1:] + knots[:-1]) * 0.5
     return knots, torch.cat((knots[:1] - 1.0, inner, knots[-1:] + 1.0))
 
@@ -37,7 +44,9 @@ def _unit_states(reps: Tensor, w1: Tensor, b1: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 class PiecewiseLinearSrMlp(torch.autograd.Function):
-    """a(X) before the outer clamp, for X of any shape; gradients for X, w1, b1, w2, b2 ([Hd], [Hd], [Hd], [1])."""
+    """a(X) before the outer clamp, for X of any shape; gradients for X, w1, b1, w2, b2 ([Hd], [Hd], [Hd], [1]).
+
+    The weights must be finite (a non-finite sr weight is upstream's T16 "abnormal" case, not handled here)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
