@@ -15,6 +15,7 @@ from typing import Callable, Dict
 
 from .. import _native
 from ..ops import LIBRARY, OPS
+from ..ops.library import checked
 from . import cpu, cpu_attention, triton, triton_attention
 
 BACKENDS = ("auto", "native", "reference")
@@ -57,7 +58,7 @@ _IMPL_LIBRARY = LIBRARY  # kernels are registered on the defining library, so th
 for _op, _kernels in KERNELS.items():
     for _key, _kernel in _kernels.items():
         if _SERVING[_key] != "reference":
-            _IMPL_LIBRARY.impl(_op, _kernel, _key)
+            _IMPL_LIBRARY.impl(_op, checked(_op, _kernel), _key)
 
 
 def available() -> Dict[str, object]:

@@ -1,6 +1,6 @@
 """Op apt_fast::distill_loss_fwd: per-row distillation loss and, in the same pass, the student gradient.
 
-Semantics: apt_fast/reference/distill_loss.py. Every kernel calls check_distill_loss_args first.
+Semantics: apt_fast/reference/distill_loss.py. Every kernel runs check_distill_loss_args first (ops.library).
 """
 
 from __future__ import annotations
@@ -62,19 +62,16 @@ def check_distill_loss_args(
     check_in_range("beta (cross-entropy weight)", ce_weight, 0.0, 1.0)
 
 
-def _reference(student_logits, teacher_logits, target, temperature, divergence, jsd_beta, alpha, ce_weight,
-               ignore_index, grad_scale, compute_grad) -> Tuple[torch.Tensor, torch.Tensor]:
-    check_distill_loss_args(student_logits, teacher_logits, target, temperature, divergence, jsd_beta, alpha, ce_weight)
-    return distill_loss_fwd_ref(student_logits, teacher_logits, target, temperature, divergence, jsd_beta, alpha,
-                                ce_weight, ignore_index, grad_scale, compute_grad)
-
-
-def _fake(student_logits, teacher_logits, target, temperature, divergence, jsd_beta, alpha, ce_weight,
-          ignore_index, grad_scale, compute_grad) -> Tuple[torch.Tensor, torch.Tensor]:
-    check_distill_loss_args(student_logits, teacher_logits, target, temperature, divergence, jsd_beta, alpha, ce_weight)
+def _fake(student_logits, teacher_logits, *args) -> Tuple[torch.Tensor, torch.Tensor]:
+    compute_grad = args[-1]
     loss = student_logits.new_empty(student_logits.shape[0], dtype=torch.float32)  # [N]
     grad = torch.empty_like(student_logits) if compute_grad else student_logits.new_empty(0)  # [N, V] or [0]
     return loss, grad
 
 
-define_op("distill_loss_fwd", SCHEMA, _reference, _fake)
+def _check(student_logits, teacher_logits, target, temperature, divergence, jsd_beta, alpha, ce_weight, *rest) -> None:
+    check_distill_loss_args(student_logits, teacher_logits, target, temperature, divergence, jsd_beta, alpha,
+                            ce_weight)
+
+
+define_op("distill_loss_fwd", SCHEMA, distill_loss_fwd_ref, _fake, check=_check)
