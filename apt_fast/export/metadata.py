@@ -9,6 +9,8 @@ and ``apt.autopoietic.sr_hidden_size`` (max(16, d_model // sr_ratio)).
 
 from __future__ import annotations
 
+from .reader import GGUFError
+
 ARCHITECTURE = "apt"
 LAYER_NORM_EPSILON = 1e-5
 
@@ -62,19 +64,19 @@ def add_config(writer, config) -> None:
 
 
 def config_fields(metadata: dict, source: str) -> dict:
-    """APTConfig keyword arguments from a GGUF file's metadata; ValueError naming a missing or mistyped key."""
+    """APTConfig keyword arguments from a GGUF file's metadata; GGUFError naming a missing or mistyped key."""
     fields = {}
     for field, suffix, kind, required in HYPERPARAMETERS:
         name = key(suffix)
         if name not in metadata:
             if required:
-                raise ValueError(f"{source}: metadata key {name} is missing; it is needed to rebuild the APT model")
+                raise GGUFError(f"{source}: metadata key {name} is missing; it is needed to rebuild the APT model")
             if field in _TOKEN_IDS:
                 fields[field] = None
             continue
         value = metadata[name]
         expected = _PYTHON_TYPES[kind]
         if not isinstance(value, expected) or (kind != "bool" and isinstance(value, bool)):
-            raise ValueError(f"{source}: metadata key {name} must be a {kind}, got {type(value).__name__} {value!r}")
+            raise GGUFError(f"{source}: metadata key {name} must be a {kind}, got {type(value).__name__} {value!r}")
         fields[field] = float(value) if kind == "float64" else value
     return fields

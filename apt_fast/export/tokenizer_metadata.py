@@ -12,6 +12,8 @@ which a token list cannot express).
 
 from __future__ import annotations
 
+from .reader import GGUFError
+
 import os
 import tempfile
 
@@ -95,14 +97,14 @@ def tokenizer_from_metadata(metadata: dict, source: str):
         return None
     if not (isinstance(names, list) and isinstance(contents, list) and len(names) == len(contents)
             and all(isinstance(x, str) for x in names + contents)):
-        raise ValueError(f"{source}: {FILE_NAMES} and {FILE_CONTENTS} must be string arrays of equal length")
+        raise GGUFError(f"{source}: {FILE_NAMES} and {FILE_CONTENTS} must be string arrays of equal length")
     with tempfile.TemporaryDirectory() as directory:
         for name, content in zip(names, contents):
             if os.path.basename(name) != name or name in ("", ".", ".."):
-                raise ValueError(f"{source}: {FILE_NAMES} holds an invalid file name {name!r}")
+                raise GGUFError(f"{source}: {FILE_NAMES} holds an invalid file name {name!r}")
             with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
                 f.write(content)
         try:
             return load_tokenizer(directory)
         except (OSError, ValueError, KeyError) as err:
-            raise ValueError(f"{source}: the tokenizer stored in the file cannot be loaded: {err}") from err
+            raise GGUFError(f"{source}: the tokenizer stored in the file cannot be loaded: {err}") from err
