@@ -3,7 +3,7 @@
 
 It follows apt_fast.reference.apt_attention step by step, with two changes of method and none of
 meaning: the sr-MLP is evaluated as the piecewise-linear function it is (apt_fast.sr_mlp) instead of a
-[B, Hd, T, S] hidden layer, and nothing [B, H, T, S] exists here (the per-head stages are the
+[B, Hd, T, S] hidden layer, the two quantiles come from exact selections (torch.kthvalue) instead of a sort, and nothing [B, H, T, S] exists here (the per-head stages are the
 apt_head_mean / apt_attention kernels).
 """
 
@@ -24,14 +24,27 @@ def _mean_ts(x: Tensor) -> Tensor:  # [B, T, S] -> [B, 1, 1]
     return x.mean(dim=(-2, -1), keepdim=True)
 
 
+def quantile_by_selection(x: Tensor, q: float) -> Tensor:  # x [B, n] -> [B]
+    """torch.quantile(x, q, dim=-1) (linear interpolation) by two selections instead of a full sort.
+
+    Bit-exact with torch.quantile: the rank q·(n-1) is computed in float32 as torch does (so it loses its
+    fraction above 2**22), lo/hi are its floor and ceil, and the result is torch.lerp(v_lo, v_hi, rank - lo).
+    The gradient goes to the two selected elements with weights (1 - w, w).
+    """
+    rank = torch.tensor(q, dtype=x.dtype) * (x.shape[-1] - 1)
+    lo, hi = int(rank.floor()), int(rank.ceil())
+    below = torch.kthvalue(x, lo + 1, dim=-1).values
+    above = below if hi == lo else torch.kthvalue(x, hi + 1, dim=-1).values
+    return torch.lerp(below, above, (rank - lo).to(x.device))
+
+
 def _temperature_scaled(phi: Tensor, tau: Tensor) -> Tensor:  # [B, T, S]
     """T15 (and its fallback for more than 2**24 elements or half dtypes)."""
     batch, t, s = phi.shape
     if t * s > QUANTILE_MAX_NUMEL or phi.dtype not in _QUANTILE_DTYPES:
         return phi.clamp(-10.0, 10.0)
-    levels = torch.tensor([0.75, 0.25], dtype=phi.dtype, device=phi.device)
-    q75, q25 = torch.quantile(phi.reshape(batch, t * s), levels, dim=-1)  # [B] each
-    width = (q75 - q25).clamp(0.5, 5.0)[:, None, None]
+    flat = phi.reshape(batch, t * s)
+    width = (quantile_by_selection(flat, 0.75) - quantile_by_selection(flat, 0.25)).clamp(0.5, 5.0)[:, None, None]
     temperature = (tau.clamp(1.0, 1.5) * (1.0 + 0.1 * torch.log1p(width))).clamp(1.0, 2.0)  # [B, 1, 1]
     return (phi / temperature).clamp(-15.0, 15.0)
 

@@ -8,10 +8,10 @@ from .harness import BenchCase
 
 
 def all_cases() -> List[BenchCase]:
-    from .cases import distill_loss
+    from .cases import attention, distill_loss
     from .cases import gguf
 
-    return [*distill_loss.CASES, *gguf.CASES]
+    return [*distill_loss.CASES, *attention.CASES, *gguf.CASES]
 
 
 def select_cases(quick: bool = False, name_filter: Optional[str] = None) -> List[BenchCase]:
