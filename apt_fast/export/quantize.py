@@ -7,6 +7,7 @@ round-to-nearest-even conversions, which equal gguf-py's for every non-NaN value
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,8 +32,7 @@ class GGUFType:
         return self.block_size > 1
 
     def nbytes(self, shape: tuple[int, ...]) -> int:
-        count = int(np.prod(shape, dtype=np.int64))
-        return count // self.block_size * self.type_size
+        return math.prod(shape) // self.block_size * self.type_size
 
     def byte_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:  # [..., K] -> [..., K / block * type_size]
         return (*shape[:-1], shape[-1] // self.block_size * self.type_size)
