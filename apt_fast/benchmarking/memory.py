@@ -1,8 +1,10 @@
 """Peak resident memory of a call, from the kernel's high-water mark (Linux /proc).
 
 torch has no CPU allocation statistics, so the peak is read as VmHWM after resetting it through
-/proc/self/clear_refs. glibc is told to serve allocations above 64 KiB with mmap, so freed tensors
-return to the system at once and the high-water mark measures what the call really held.
+/proc/self/clear_refs. glibc is told (when this module is imported, before any case runs) to serve
+allocations above 64 KiB with mmap, so freed tensors return to the system at once, and free heap memory
+is trimmed before each measurement, so that a call cannot reuse pages that are already resident and
+the high-water mark measures what the call really held.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ _M_MMAP_THRESHOLD = -3
 
 
 @functools.lru_cache(maxsize=None)
-def _configure_malloc() -> bool:
+def _libc():
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024))
     except OSError:
-        return False
+        return None
+    libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
+    return libc
+
+
+_libc()
 
 
 def _status_kib(field: str) -> int:
@@ -45,7 +51,9 @@ def peak_bytes(fn: Callable[[], object]) -> Optional[int]:
     """Bytes of resident memory the call added at its peak (None where /proc cannot tell)."""
     if not supported():
         return None
-    _configure_malloc()
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")
     before = _status_kib("VmRSS")
