@@ -1,7 +1,7 @@
 """`apt-fast demo`: the end-to-end demonstration on a task whose quality can be measured.
 
-1. train a small APT model from scratch to **reverse** letter strings of length 3-6;
-2. fine-tune it, embedding and first encoder layer frozen, to reverse **longer** strings (7-9), which the
+1. train a small APT model from scratch to **reverse** letter strings of length 2-4;
+2. fine-tune it, embedding and first encoder layer frozen, to reverse **longer** strings (5-6), which the
    base model has never seen;
 3. distil the fine-tuned model into a student half its width with one layer per stack;
 4. evaluate each: exact match of greedy generation, token accuracy, loss;
@@ -27,14 +27,14 @@ import torch
 BASE_MODEL = dict(d_model=64, num_heads=4, num_encoder_layers=2, num_decoder_layers=2, d_ff=128, max_seq_len=32,
                   dropout=0.0, use_dbc_dac=False)
 STUDENT_MODEL = dict(BASE_MODEL, d_model=32, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, d_ff=64)
-ALPHABET = "abcdefgh"
+ALPHABET = "abcdef"
 
 
 @dataclass(frozen=True)
 class DemoSize:
     """Samples and optimizer steps of each stage."""
 
-    train_samples: int = 4000
+    train_samples: int = 3000
     test_samples: int = 200
     base_epochs: int = 3
     finetune_epochs: int = 3
@@ -120,7 +120,7 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0) -> None:
     os.makedirs(workdir)
     rng = random.Random(seed)
     path = lambda name: os.path.join(workdir, name)  # noqa: E731
-    short, long = range(3, 7), range(7, 10)
+    short, long = range(2, 5), range(5, 7)
     short_train = _write_task(path("short_train.jsonl"), size.train_samples, short, rng)
     short_test = _write_task(path("short_test.jsonl"), size.test_samples, short, rng)
     long_train = _write_task(path("long_train.jsonl"), size.train_samples // 2, long, rng)
