@@ -25,8 +25,7 @@ $(STAMP): $(VENV)/bin/python $(NATIVE)
 
 demo: setup
 	$(VENV)/bin/apt-fast info
-	mkdir -p bench-results
-	$(VENV)/bin/apt-fast bench --quick --json bench-results/quick.json
+	$(VENV)/bin/apt-fast demo --workdir demo-output
 
 test: setup
 	$(PYTHON) -m pytest
@@ -36,4 +35,4 @@ bench: setup
 	$(PYTHON) -m pytest bench --benchmark-only --benchmark-json=bench-results/pytest-benchmark.json
 
 clean:
-	rm -rf build $(VENV) apt_fast/_C*.so bench-results
+	rm -rf build $(VENV) apt_fast/_C*.so bench-results demo-output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..train.distill import DISTILL_DEFAULTS
+from ..train.config import DISTILL_DEFAULTS
 from ..train.objectives import DISTILL_TYPES, DistillSettings
 from ._training import add_training_arguments, train_config_from_args, training_runtime
 

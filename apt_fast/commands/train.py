@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..train.pretrain import TRAIN_DEFAULTS
+from ..train.config import TRAIN_DEFAULTS
 from ._training import add_training_arguments, train_config_from_args, training_runtime
 
 

@@ -4,17 +4,45 @@
     from apt_fast.train import fine_tune_model, FineTuner, distill, train_model
 """
 
-from .batching import IGNORE_INDEX, Batch, TokenizedData, collate, tokenize_examples
-from .config import TrainConfig
-from .data import DataFile, read_data_file
-from .distill import distill
-from .evaluation import EvalResult, evaluate, exact_match, generate_text
-from .finetune import FineTuner, fine_tune_model
-from .freezing import FreezeReport, freeze_layers
-from .objectives import DistillObjective, DistillSettings, LanguageModelObjective
-from .pretrain import train_model
-from .records import Example, render_prompt
-from .trainer import Trainer, TrainingInterrupted, TrainResult
+# The engine imports the model (and so transformers, seconds to import); the CLI needs only the argument
+# definitions, so every name is loaded from its module on first use.
+_LAZY = {
+    "IGNORE_INDEX": "batching",
+    "Batch": "batching",
+    "TokenizedData": "batching",
+    "collate": "batching",
+    "tokenize_examples": "batching",
+    "TrainConfig": "config",
+    "DataFile": "data",
+    "read_data_file": "data",
+    "distill": "distill",
+    "EvalResult": "evaluation",
+    "evaluate": "evaluation",
+    "exact_match": "evaluation",
+    "generate_text": "evaluation",
+    "FineTuner": "finetune",
+    "fine_tune_model": "finetune",
+    "FreezeReport": "freezing",
+    "freeze_layers": "freezing",
+    "DistillObjective": "objectives",
+    "DistillSettings": "objectives",
+    "LanguageModelObjective": "objectives",
+    "train_model": "pretrain",
+    "Example": "records",
+    "render_prompt": "records",
+    "Trainer": "trainer",
+    "TrainingInterrupted": "trainer",
+    "TrainResult": "trainer",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "IGNORE_INDEX", "Batch", "DataFile", "DistillObjective", "DistillSettings", "EvalResult", "Example", "FineTuner",

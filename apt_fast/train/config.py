@@ -81,3 +81,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# Training from scratch (`train`, and the student of `distill`) uses a larger learning rate than fine-tuning.
+TRAIN_DEFAULTS = TrainConfig(learning_rate=3e-4)
+DISTILL_DEFAULTS = TRAIN_DEFAULTS

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 from torch import nn
 
 from ..models.apt import APTConfig
-from .config import TrainConfig
+from .config import DISTILL_DEFAULTS, TrainConfig
 from .distributed import Runtime, init_runtime
 from .fast_path import apply_fast_path
 from .inputs import load_pretrained, load_train_val
@@ -20,7 +20,6 @@ from .pretrain import new_model, read_model_config
 from .trainer import Trainer
 
 logger = logging.getLogger("apt_fast.train")
-DISTILL_DEFAULTS = TrainConfig(learning_rate=3e-4)
 
 
 def build_student(teacher: nn.Module, student, student_config, seed: int) -> nn.Module:

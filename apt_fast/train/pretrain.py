@@ -11,12 +11,11 @@ import torch
 
 from ..models.apt import APTConfig, APTModel
 from ..models.apt.tokenization_byte import APTByteTokenizer
-from .config import TrainConfig
+from .config import TRAIN_DEFAULTS, TrainConfig
 from .distributed import Runtime, init_runtime
 from .finetune import run_language_model_training
 
 logger = logging.getLogger("apt_fast.train")
-TRAIN_DEFAULTS = TrainConfig(learning_rate=3e-4)
 _SPECIAL = ("pad_token_id", "bos_token_id", "eos_token_id")
 
 
