@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train.distill import distill
+    from ..train.distillation import distill
 
     config = train_config_from_args(args)
     with training_runtime(args) as runtime:

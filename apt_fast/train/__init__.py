@@ -15,7 +15,7 @@ _LAZY = {
     "TrainConfig": "config",
     "DataFile": "data",
     "read_data_file": "data",
-    "distill": "distill",
+    "distill": "distillation",
     "EvalResult": "evaluation",
     "evaluate": "evaluation",
     "exact_match": "evaluation",
