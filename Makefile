@@ -26,6 +26,7 @@ $(STAMP): $(VENV)/bin/python $(NATIVE)
 demo: setup
 	$(VENV)/bin/apt-fast info
 	$(VENV)/bin/apt-fast demo --workdir demo-output
+	$(VENV)/bin/apt-fast bench --quick --filter distill_loss_fwd_bwd --json demo-output/bench.json
 
 test: setup
 	$(PYTHON) -m pytest
