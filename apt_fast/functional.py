@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .autograd import AptAttentionFunction, AptHeadMeanFunction, DistillLossFunction, FlashAttentionFunction
+from .autograd import AptAttentionFunction, DistillLossFunction, FlashAttentionFunction
 from .chunked_loss import FusedLinearDistillLoss, SparseTeacherDistillLoss, default_chunk_rows
 from .fused_linear_loss import default_block_vocab
 from .distill_config import DistillLossConfig
@@ -191,13 +191,12 @@ def apt_attention(
     """APT's autopoietic attention per head (APT_SPEC.md §2.1-2.3), fused: the same numbers as
     apt_fast.reference.apt_attention.autopoietic_attention_ref without any [B, H, T, S] tensor.
 
-    Three stages: the head mean M (kernel), the per-batch statistics M -> F on [B, T, S] maps
-    (apt_fast.apt_transform), and a flash-style attention over F + 0.2 (A_h - M) with every clamp applied
-    on the fly (kernel). use_autopoietic=False is plain masked softmax attention (flash_attention), except
-    that a fully masked row gives 0 where upstream gives NaN. Dropout acts on the probabilities, drawn from
-    torch's generator (a different draw from the reference's F.dropout).
+    Three stages, none of them [B, H, T, S] (see AptAttentionFunction): the head mean M (kernel), the per-batch
+    statistics M -> F on [B, T, S] maps (kernel), and a flash-style attention over F + 0.2 (A_h - M) with every
+    clamp applied on the fly (kernel). use_autopoietic=False is plain masked softmax attention
+    (flash_attention), except that a fully masked row gives 0 where upstream gives NaN. Dropout acts on the
+    probabilities, drawn from torch's generator (a different draw from the reference's F.dropout).
     """
-    from .apt_transform import shared_bias
     from .reference.apt_attention import expand_attn_mask
 
     if key_padding_mask is not None and key_padding_mask.dtype != torch.bool:
@@ -206,6 +205,5 @@ def apt_attention(
     if not use_autopoietic:
         keep = ~key_padding_mask[:, None, None, :] if key_padding_mask is not None else None
         return flash_attention(q, k, v, mask, mask=keep, dropout_p=dropout_p)
-    m = AptHeadMeanFunction.apply(q, k, mask, key_padding_mask)  # [B, T, S]
-    f = shared_bias(m, mask, sr_conv1_weight, sr_conv1_bias, sr_conv2_weight, sr_conv2_bias, tau, epsilon)
-    return AptAttentionFunction.apply(q, k, v, f, m, mask, key_padding_mask, float(dropout_p))
+    return AptAttentionFunction.apply(q, k, v, sr_conv1_weight, sr_conv1_bias, sr_conv2_weight, sr_conv2_bias, tau,
+                                      mask, key_padding_mask, float(epsilon), float(dropout_p))

@@ -1,6 +1,7 @@
 #include <pybind11/pybind11.h>
 
 #include "apt_attention.h"
+#include "apt_stats.h"
 #include "attention_views.h"
 #include "bindings.h"
 
@@ -26,9 +27,58 @@ AptHeadMeanArgs head_mean_args(const DimsView& dims, const HeadView& q, const He
   return args;
 }
 
+// sizes = (B, T, S, Hd); params = data pointers of (m, w1, b1, w2, b2, tau); outputs likewise.
+using StatsSizes = std::array<int64_t, 4>;
+using StatsParams = std::array<int64_t, 6>;
+
+AptStatsArgs stats_args(const StatsSizes& sizes, const StatsParams& params, const BroadcastView& mask, float scale,
+                        bool quantile, int64_t r0, int64_t stats, int num_threads) {
+  AptStatsArgs args;
+  args.batch = sizes[0], args.q_len = sizes[1], args.kv_len = sizes[2], args.hidden = sizes[3];
+  args.m = reinterpret_cast<const float*>(params[0]);
+  args.w1 = reinterpret_cast<const float*>(params[1]);
+  args.b1 = reinterpret_cast<const float*>(params[2]);
+  args.w2 = reinterpret_cast<const float*>(params[3]);
+  args.b2 = *reinterpret_cast<const float*>(params[4]);
+  args.tau = *reinterpret_cast<const float*>(params[5]);
+  args.mask = broadcast4<const float>(mask);
+  args.scale = scale;
+  args.quantile = quantile;
+  args.r0 = reinterpret_cast<float*>(r0);
+  args.stats = reinterpret_cast<double*>(stats);
+  args.num_threads = num_threads;
+  return args;
+}
+
 }  // namespace
 
 void bind_apt_attention(py::module_& m) {
+  m.def(
+      "apt_stats_fwd",
+      [](const StatsSizes& sizes, const StatsParams& params, const BroadcastView& mask, float scale, bool quantile,
+         int64_t f, int64_t r0, int64_t stats, int num_threads) {
+        AptStatsArgs args = stats_args(sizes, params, mask, scale, quantile, r0, stats, num_threads);
+        args.f = reinterpret_cast<float*>(f);
+        py::gil_scoped_release release;
+        apt_stats_fwd(args);
+      },
+      py::arg("sizes"), py::arg("params"), py::arg("mask"), py::arg("scale"), py::arg("quantile"), py::arg("f"),
+      py::arg("r0"), py::arg("stats"), py::arg("num_threads"),
+      "APT statistics T3-T16: M [B,T,S] -> F [B,T,S], saving R0 [B,T,S] and the per-batch scalars (float64).");
+  m.def(
+      "apt_stats_bwd",
+      [](const StatsSizes& sizes, const StatsParams& params, const BroadcastView& mask, float scale, bool quantile,
+         int64_t r0, int64_t stats, int64_t grad_f, int64_t grad_m, int64_t grad_params, int num_threads) {
+        AptStatsArgs args = stats_args(sizes, params, mask, scale, quantile, r0, stats, num_threads);
+        args.grad_f = reinterpret_cast<const float*>(grad_f);
+        args.grad_m = reinterpret_cast<float*>(grad_m);
+        args.grad_params = reinterpret_cast<float*>(grad_params);
+        py::gil_scoped_release release;
+        apt_stats_bwd(args);
+      },
+      py::arg("sizes"), py::arg("params"), py::arg("mask"), py::arg("scale"), py::arg("quantile"), py::arg("r0"),
+      py::arg("stats"), py::arg("grad_f"), py::arg("grad_m"), py::arg("grad_params"), py::arg("num_threads"),
+      "Backward of apt_stats_fwd: dM [B,T,S] and [dw1 | db1 | dw2 | db2 | dtau] (3 Hd + 2 floats).");
   m.def(
       "apt_head_mean_fwd",
       [](const DimsView& dims, const HeadView& q, const HeadView& k, float scale, int64_t key_pad,

@@ -24,13 +24,6 @@ inline Vec sanitize(Vec x) {
   return Vec::min(Vec::max(y, Vec(-15.0f)), Vec(15.0f));
 }
 
-// g where lo <= x <= hi (torch's clamp passes the gradient at both bounds), 0 elsewhere and at NaN.
-inline Vec pass_within(Vec g, Vec x, float lo, float hi) {
-  g = Vec::select(x < Vec(lo), Vec(0.0f), g);
-  g = Vec::select(x > Vec(hi), Vec(0.0f), g);
-  return Vec::select(x == x, g, Vec(0.0f));
-}
-
 // The masks of one (b, h) slice; add() turns a tile of raw scores into s_h of spec §2.1.
 struct MaskRows {
   const AptMasks* masks;

@@ -1,5 +1,6 @@
 // Entry points of the attention kernels: validate the views, then route to the active SIMD level.
 #include "apt_attention.h"
+#include "apt_stats.h"
 #include "cpu_features.h"
 #include "flash_attention.h"
 
@@ -52,6 +53,13 @@ void check_apt(const AptAttentionArgs& a, bool backward) {
   if (backward) APT_CHECK(a.grad_f, "grad_f must be non-null in the backward");
 }
 
+void check_stats(const AptStatsArgs& a, bool backward) {
+  APT_CHECK(a.batch >= 0 && a.q_len >= 0 && a.kv_len >= 0 && a.hidden > 0, "bad sizes for the APT statistics");
+  APT_CHECK(a.m && a.w1 && a.b1 && a.w2 && a.r0 && a.stats, "m, the sr weights, r0 and stats must be non-null");
+  if (backward) APT_CHECK(a.grad_f && a.grad_m && a.grad_params, "grad_f, grad_m and grad_params must be non-null");
+  else APT_CHECK(a.f, "f must be non-null");
+}
+
 }  // namespace
 
 void apt_head_mean_fwd(const AptHeadMeanArgs& args) {
@@ -72,6 +80,16 @@ void apt_attention_fwd(const AptAttentionArgs& args) {
 void apt_attention_bwd(const AptAttentionArgs& args) {
   check_apt(args, true);
   APT_ROUTE(apt_attention_bwd, args)
+}
+
+void apt_stats_fwd(const AptStatsArgs& args) {
+  check_stats(args, false);
+  APT_ROUTE(apt_stats_fwd, args)
+}
+
+void apt_stats_bwd(const AptStatsArgs& args) {
+  check_stats(args, true);
+  APT_ROUTE(apt_stats_bwd, args)
 }
 
 }  // namespace apt_fast

@@ -102,6 +102,15 @@ inline void scale_copy(int rows, int cols, const float* src, int64_t lds, float 
     }
 }
 
+inline Vec clamp(Vec x, float lo, float hi) { return Vec::min(Vec::max(x, Vec(lo)), Vec(hi)); }
+
+// g where lo <= x <= hi (torch's clamp passes the gradient at both bounds), 0 elsewhere and at NaN.
+inline Vec pass_within(Vec g, Vec x, float lo, float hi) {
+  g = Vec::select(x < Vec(lo), Vec(0.0f), g);
+  g = Vec::select(x > Vec(hi), Vec(0.0f), g);
+  return Vec::select(x == x, g, Vec(0.0f));
+}
+
 inline float row_max(const float* x, int n) {
   Vec m(kNegInf);
   for (int c = 0; c < n; c += Vec::size) m = Vec::max(m, load_n(x + c, std::min(Vec::size, n - c), kNegInf));

@@ -29,6 +29,8 @@ KERNELS: Dict[str, Dict[str, Callable]] = {
     "apt_head_mean_bwd": {"CPU": cpu_attention.apt_head_mean_bwd},  # CUDA: the reference (no Triton kernel yet)
     "apt_attention_fwd": {"CPU": cpu_attention.apt_attention_fwd},  # CUDA: the reference (no Triton kernel yet)
     "apt_attention_bwd": {"CPU": cpu_attention.apt_attention_bwd},  # CUDA: the reference (no Triton kernel yet)
+    "apt_stats_fwd": {"CPU": cpu_attention.apt_stats_fwd},  # CUDA: the reference
+    "apt_stats_bwd": {"CPU": cpu_attention.apt_stats_bwd},  # CUDA: the reference
 }
 
 

@@ -122,8 +122,8 @@ def _adaptive_temperature(
     return (phi / temperature).clamp(-15.0, 15.0)
 
 
-def autopoietic_transform_ref(
-    scores,  # [B, H, T, S] from attention_scores (padded = -inf, mask added once)
+def shared_map_ref(
+    m,  # [B, T, S] head mean M (T2)
     attn_mask: Tensor | None,  # [B|1, H|1, T, S] additive, from expand_attn_mask
     sr_conv1_weight,  # [Hd, 1, 1, 1]
     sr_conv1_bias,  # [Hd]
@@ -131,17 +131,14 @@ def autopoietic_transform_ref(
     sr_conv2_bias,  # [1]
     tau,  # [1]
     epsilon: float,
-) -> Tensor:  # [B, H, T, S] logits for the row softmax
-    """The autopoietic transform T1-T19 of APT_SPEC.md §2.2, for all batch elements at once.
+) -> Tensor:  # [B, T, S] F of T16, the map shared by the heads
+    """T3-T16 of APT_SPEC.md §2.2: the per-batch statistics that turn M into F.
 
     Every per-batch-element statistic of upstream (norms, means, variances, max|M|, quantiles) is a
     reduction over the last two dims with keepdim, so broadcasting replaces upstream's loop over b.
     """
-    dtype = scores.dtype
-    n_keys = scores.shape[-1]
-    # T1: sanitise each head; masked / padded entries become exactly -10.
-    heads = torch.nan_to_num(scores, nan=0.0, posinf=10.0, neginf=-10.0).clamp(-15.0, 15.0)
-    m = heads.mean(dim=1)  # [B, T, S]  T2: head mean M
+    dtype = m.dtype
+    n_keys = m.shape[-1]
     x = (m.clamp(-8.0, 8.0) * autopoietic_scale(epsilon)).clamp(-10.0, 10.0)  # T3
     a = _sr_modulation(x, sr_conv1_weight, sr_conv1_bias, sr_conv2_weight, sr_conv2_bias)  # T4
     tau_t = (1.0 + 0.05 * (50.0 * a)).clamp(0.5, 1.5)  # T5
@@ -170,7 +167,7 @@ def autopoietic_transform_ref(
     u = mu_r + (c * g) * (r - mu_r)  # T12
     # T13: residual ratio. Upstream divides a 0-dim mean(E) by the 0-dim float32 -ln(fl32(1/S)), which
     # promotes half dtypes to float32 (S = 1 gives -0.0, η = +inf, r = 0.8).
-    max_entropy = -torch.log(torch.tensor(1.0 / n_keys, dtype=torch.float32, device=scores.device))
+    max_entropy = -torch.log(torch.tensor(1.0 / n_keys, dtype=torch.float32, device=m.device))
     eta = _mean_ts(entropy).to(torch.promote_types(dtype, torch.float32)) / max_entropy
     ratio = 0.4 + eta.clamp(0.0, 0.4)
     # T14: Φ = (1-r)·U + r·M; each product is rounded to the activation dtype, as upstream's 0-dim r does.
@@ -178,7 +175,25 @@ def autopoietic_transform_ref(
     phi_t = _adaptive_temperature(phi, tau)  # T15
     # T16: abnormal check, per batch element, without a host sync.
     abnormal = (~torch.isfinite(phi_t)).to(dtype).mean(dim=(-2, -1), keepdim=True) > 0.2
-    f = torch.where(abnormal, m, torch.nan_to_num(phi_t, nan=0.0)).clamp(-10.0, 10.0)
+    return torch.where(abnormal, m, torch.nan_to_num(phi_t, nan=0.0)).clamp(-10.0, 10.0)
+
+
+def autopoietic_transform_ref(
+    scores,  # [B, H, T, S] from attention_scores (padded = -inf, mask added once)
+    attn_mask: Tensor | None,  # [B|1, H|1, T, S] additive, from expand_attn_mask
+    sr_conv1_weight,  # [Hd, 1, 1, 1]
+    sr_conv1_bias,  # [Hd]
+    sr_conv2_weight,  # [1, Hd, 1, 1]
+    sr_conv2_bias,  # [1]
+    tau,  # [1]
+    epsilon: float,
+) -> Tensor:  # [B, H, T, S] logits for the row softmax
+    """The autopoietic transform T1-T19 of APT_SPEC.md §2.2, for all batch elements at once."""
+    # T1: sanitise each head; masked / padded entries become exactly -10.
+    heads = torch.nan_to_num(scores, nan=0.0, posinf=10.0, neginf=-10.0).clamp(-15.0, 15.0)
+    m = heads.mean(dim=1)  # [B, T, S]  T2: head mean M
+    f = shared_map_ref(m, attn_mask, sr_conv1_weight, sr_conv1_bias, sr_conv2_weight, sr_conv2_bias, tau,
+                       epsilon)  # T3-T16
     # T17: shared bias plus 0.2x each head's own deviation from the mean.
     out = (f[:, None] + 0.2 * (heads - m[:, None])).clamp(-15.0, 15.0)  # [B, H, T, S]
     if attn_mask is not None:
