@@ -16,19 +16,19 @@ from typing import Callable, Dict
 from .. import _native
 from ..ops import LIBRARY, OPS
 from ..ops.library import checked
-from . import cpu, cpu_attention, triton
+from . import cpu, cpu_attention, triton, triton_attention
 
 BACKENDS = ("auto", "native", "reference")
 
 # op name -> {dispatch key: kernel}
 KERNELS: Dict[str, Dict[str, Callable]] = {
     "distill_loss_fwd": {"CPU": cpu.distill_loss_fwd, "CUDA": triton.distill_loss_fwd},
-    "flash_attention_fwd": {"CPU": cpu_attention.flash_attention_fwd},  # CUDA: the reference (no Triton kernel yet)
-    "flash_attention_bwd": {"CPU": cpu_attention.flash_attention_bwd},  # CUDA: the reference (no Triton kernel yet)
-    "apt_head_mean_fwd": {"CPU": cpu_attention.apt_head_mean_fwd},  # CUDA: the reference (no Triton kernel yet)
-    "apt_head_mean_bwd": {"CPU": cpu_attention.apt_head_mean_bwd},  # CUDA: the reference (no Triton kernel yet)
-    "apt_attention_fwd": {"CPU": cpu_attention.apt_attention_fwd},  # CUDA: the reference (no Triton kernel yet)
-    "apt_attention_bwd": {"CPU": cpu_attention.apt_attention_bwd},  # CUDA: the reference (no Triton kernel yet)
+    "flash_attention_fwd": {"CPU": cpu_attention.flash_attention_fwd, "CUDA": triton_attention.flash_attention_fwd},
+    "flash_attention_bwd": {"CPU": cpu_attention.flash_attention_bwd, "CUDA": triton_attention.flash_attention_bwd},
+    "apt_head_mean_fwd": {"CPU": cpu_attention.apt_head_mean_fwd, "CUDA": triton_attention.apt_head_mean_fwd},
+    "apt_head_mean_bwd": {"CPU": cpu_attention.apt_head_mean_bwd, "CUDA": triton_attention.apt_head_mean_bwd},
+    "apt_attention_fwd": {"CPU": cpu_attention.apt_attention_fwd, "CUDA": triton_attention.apt_attention_fwd},
+    "apt_attention_bwd": {"CPU": cpu_attention.apt_attention_bwd, "CUDA": triton_attention.apt_attention_bwd},
     "apt_stats_fwd": {"CPU": cpu_attention.apt_stats_fwd},  # CUDA: the reference
     "apt_stats_bwd": {"CPU": cpu_attention.apt_stats_bwd},  # CUDA: the reference
 }
