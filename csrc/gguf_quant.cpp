@@ -1,5 +1,5 @@
-// Type sizes, the float16 scale conversion and the validated, SIMD-dispatched entry point of the
-// GGUF block quantizers (the kernels are in gguf_quant_kernels.cpp).
+// Type sizes, the float16 scale conversion and the validated, SIMD-dispatched entry points of the
+// GGUF block quantizers and float conversions (kernels: gguf_quant_kernels.cpp, gguf_float_kernels.cpp).
 #include "gguf_quant.h"
 
 #include "cpu_features.h"
@@ -30,6 +30,18 @@ void gguf_quantize(const float* src, int64_t n, GgufQuantType type, uint8_t* dst
     case SimdLevel::Avx512: return simd_avx512::gguf_quantize_blocks(src, n_blocks, type, dst, num_threads);
     case SimdLevel::Avx2: return simd_avx2::gguf_quantize_blocks(src, n_blocks, type, dst, num_threads);
     default: return simd_scalar::gguf_quantize_blocks(src, n_blocks, type, dst, num_threads);
+  }
+}
+
+void gguf_convert_float(const float* src, int64_t n, GgufFloatType type, uint16_t* dst, int num_threads) {
+  APT_CHECK(type == GgufFloatType::F16 || type == GgufFloatType::BF16,
+            "unsupported GGUF float type id " << static_cast<int>(type) << " (1 F16, 30 BF16)");
+  APT_CHECK(n >= 0, "element count must be >= 0, got " << n);
+  APT_CHECK(n == 0 || (src != nullptr && dst != nullptr), "src and dst pointers must be non-null");
+  switch (active_simd_level()) {
+    case SimdLevel::Avx512: return simd_avx512::gguf_convert_float(src, n, type, dst, num_threads);
+    case SimdLevel::Avx2: return simd_avx2::gguf_convert_float(src, n, type, dst, num_threads);
+    default: return simd_scalar::gguf_convert_float(src, n, type, dst, num_threads);
   }
 }
 

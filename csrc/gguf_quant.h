@@ -1,5 +1,6 @@
 // ggml's legacy block quantizations (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), byte-identical to gguf-py's
-// reference quantizer (gguf.quants.quantize), and its float32 -> float16 scale conversion.
+// reference quantizer (gguf.quants.quantize), its float32 -> float16 scale conversion, and the
+// float32 -> F16 / BF16 tensor conversions of GGUF's 16-bit float types.
 //
 // Every type quantizes blocks of 32 floats into one record of type_size bytes (little-endian):
 //   Q8_0  34 B: d f16 | qs int8[32]                x = d * q
@@ -67,5 +68,23 @@ void gguf_quantize(const float* src,  // [n] fp32
 namespace simd_scalar { APT_GGUF_QUANT_KERNEL; }
 namespace simd_avx2 { APT_GGUF_QUANT_KERNEL; }
 namespace simd_avx512 { APT_GGUF_QUANT_KERNEL; }
+
+// GGUF's 16-bit float tensor types: F16 (IEEE binary16) and BF16, by their ggml type ids.
+enum class GgufFloatType : int { F16 = 1, BF16 = 30 };
+
+// Converts n floats to 16-bit bits at dst, rounding to nearest even, as gguf-py (and numpy) do:
+// F16 overflows to infinity and keeps subnormals; BF16 keeps NaNs NaN with the quiet bit set.
+// Chunks are shared out over num_threads threads. Validates, then runs the active SIMD level.
+void gguf_convert_float(const float* src,  // [n] fp32
+                        int64_t n, GgufFloatType type,
+                        uint16_t* dst,  // [n] out
+                        int num_threads);
+
+// The per-level kernels (csrc/gguf_float_kernels.cpp), arguments already checked.
+#define APT_GGUF_FLOAT_KERNEL \
+  void gguf_convert_float(const float* src, int64_t n, GgufFloatType type, uint16_t* dst, int num_threads)
+namespace simd_scalar { APT_GGUF_FLOAT_KERNEL; }
+namespace simd_avx2 { APT_GGUF_FLOAT_KERNEL; }
+namespace simd_avx512 { APT_GGUF_FLOAT_KERNEL; }
 
 }  // namespace apt_fast

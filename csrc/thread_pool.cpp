@@ -1,6 +1,7 @@
 #include "thread_pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -80,6 +81,24 @@ void parallel_for(int64_t n, int num_threads, const std::function<void(int64_t, 
     int64_t begin = i * chunk;
     int64_t end = std::min(n, begin + chunk);
     if (begin < end) body(begin, end);
+  });
+}
+
+void parallel_for_chunks(int64_t n, int64_t grain, int num_threads,
+                         const std::function<void(int64_t, int64_t)>& body) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t chunks = (n + grain - 1) / grain;
+  const int tasks = static_cast<int>(std::min<int64_t>(std::max(num_threads, 1), chunks));
+  if (tasks == 1) {
+    body(0, n);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  ThreadPool::instance().run(tasks, [&](int) {
+    for (int64_t chunk = next.fetch_add(1); chunk < chunks; chunk = next.fetch_add(1)) {
+      body(chunk * grain, std::min(n, (chunk + 1) * grain));
+    }
   });
 }
 

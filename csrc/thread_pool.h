@@ -10,4 +10,10 @@ namespace apt_fast {
 // Runs body(begin, end) over [0, n) split into at most num_threads contiguous ranges, in parallel.
 void parallel_for(int64_t n, int num_threads, const std::function<void(int64_t, int64_t)>& body);
 
+// Runs body(begin, end) over [0, n) in chunks of `grain` (the last one shorter) that up to num_threads
+// threads take in turn: for bandwidth-bound loops on a shared machine, where a thread that is
+// descheduled then holds back one chunk rather than a 1/num_threads share of the work.
+void parallel_for_chunks(int64_t n, int64_t grain, int num_threads,
+                         const std::function<void(int64_t, int64_t)>& body);
+
 }  // namespace apt_fast

@@ -6,8 +6,9 @@ the taylor parameters) stays F32. A block type (q8_0, q4_*, q5_*) needs rows tha
 elements; a matrix whose rows are not is written as F16 instead, as llama.cpp's converter does. The tied
 output projection is not written: ``token_embd.weight`` serves both (tensor names: tensor_names.py).
 
-Memory: the tensor infos are planned from shapes alone, then each tensor is converted and appended in
-turn, so the export holds the model plus one converted tensor. The file is written under a temporary
+Memory: the tensor infos are planned from shapes alone and written with gguf's GGUFWriter; then each
+tensor is converted and appended in turn, a piece at a time through one small scratch buffer
+(tensor_data.py), so the export holds the model plus a few MiB. The file is written under a temporary
 name in the target directory and renamed when complete: a failure or Ctrl-C leaves no partial .gguf,
 and an existing file at the target is replaced only by a finished one.
 """
@@ -23,6 +24,7 @@ import torch
 
 from . import metadata as meta
 from .quantize import GGUFType, TYPES, convert, gguf_type
+from .tensor_data import padding, pieces, scratch_buffer
 from .tensor_names import gguf_name
 from .tokenizer_metadata import add_tokenizer
 
@@ -95,9 +97,10 @@ def check_output_path(path: str | os.PathLike) -> str:
     return path
 
 
-def _write(tmp_path: str, model, plan, qtype: GGUFType, tokenizer, name: str, sampling: dict | None, progress: bool):
+def _write_metadata(tmp_path: str, model, plan, qtype: GGUFType, tokenizer, name: str, sampling: dict | None) -> int:
+    """The header, the key-value metadata and the tensor infos, written with gguf's GGUFWriter (which also
+    lays out the tensor offsets); returns the data alignment the tensor data must follow."""
     import gguf
-    from tqdm import tqdm
 
     writer = gguf.GGUFWriter(tmp_path, meta.ARCHITECTURE)
     try:
@@ -116,17 +119,31 @@ def _write(tmp_path: str, model, plan, qtype: GGUFType, tokenizer, name: str, sa
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
-        state = model.state_dict()
-        total = sum(entry.qtype.nbytes(entry.shape) for entry in plan)
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"export {qtype.name}", disable=not progress) as bar:
-            for entry in plan:
-                data = convert(state[entry.key].reshape(entry.shape), entry.qtype)
-                writer.write_tensor_data(data)
-                bar.update(data.nbytes)
-                del data
-        writer.flush()
+        return writer.data_alignment
     finally:
         writer.close()
+
+
+def _write_tensor_data(tmp_path: str, state: dict, plan, alignment: int, desc: str, progress: bool) -> None:
+    """Appends the data section: every tensor at a multiple of ``alignment`` (the offsets GGUFWriter wrote),
+    converted piece by piece into one scratch buffer and written from it (tensor_data.py)."""
+    from tqdm import tqdm
+
+    scratch = scratch_buffer(plan)
+    total = sum(entry.qtype.nbytes(entry.shape) for entry in plan)
+    with open(tmp_path, "r+b") as f, tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
+        f.write(padding(f.seek(0, os.SEEK_END), alignment))
+        for entry in plan:
+            for piece in pieces(state[entry.key].reshape(entry.shape), entry.qtype):
+                data = convert(piece, entry.qtype, scratch)
+                f.write(data)  # large writes go straight from the buffer to the file, uncopied
+                bar.update(data.nbytes)
+            f.write(padding(entry.qtype.nbytes(entry.shape), alignment))
+
+
+def _write(tmp_path: str, model, plan, qtype: GGUFType, tokenizer, name: str, sampling: dict | None, progress: bool):
+    alignment = _write_metadata(tmp_path, model, plan, qtype, tokenizer, name, sampling)
+    _write_tensor_data(tmp_path, model.state_dict(), plan, alignment, f"export {qtype.name}", progress)
 
 
 def export_gguf(

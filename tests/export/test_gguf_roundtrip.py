@@ -128,11 +128,11 @@ def test_failed_export_leaves_nothing_and_keeps_the_old_file(tmp_path, model, to
     calls = []
     real_convert = writer.convert
 
-    def failing_convert(tensor, qtype):
+    def failing_convert(tensor, qtype, *scratch):
         calls.append(1)
         if len(calls) == 5:  # mid-export, after the header and four tensors were written
             raise error("simulated failure")
-        return real_convert(tensor, qtype)
+        return real_convert(tensor, qtype, *scratch)
 
     monkeypatch.setattr(writer, "convert", failing_convert)
     with pytest.raises(error):
