@@ -31,7 +31,7 @@ from attention_helpers import max_err, randn  # noqa: E402
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BLOCKS = dict(block_m=16, block_n=16)
 B, H, T, S, D = 2, 2, 20, 23, 12
-MASK_KINDS = ("none", "float_2d", "finite_3d_with_neg_inf", "bool_4d_heads", "key_padding", "key_padding_and_causal")
+MASK_KINDS = ("float_2d", "finite_3d_with_neg_inf", "bool_4d_heads", "key_padding", "key_padding_and_causal")
 
 
 def masks(kind, dtype, b=B, h=H, t=T, s=S):
@@ -70,7 +70,12 @@ def as_ref(xs, dtype):
 
 
 def check(name, got, ref, ref64, slack=2.0):
-    """flash-attention's rule, with an absolute floor of 2e-6 of the result's scale. Returns the kernel's error."""
+    """flash-attention's rule, with an absolute floor of 2e-6 of the result's scale. Returns the kernel's error.
+
+    The floor matters for dV and dF: the backward recomputes P = exp(logits - lse) from an fp32 lse, and APT's
+    logits reach ±30, so P carries a relative error of about |lse|·2^-24 ≈ 2e-6 that the reference's softmax
+    has not.
+    """
     err, ref_err, scale = max_err(got.cpu(), ref64), max_err(ref, ref64), ref64.abs().max().item()
     print(f"{name}: kernel err {err:.3e}, same-precision reference err {ref_err:.3e}, max {scale:.2e}")
     assert got.shape == ref64.shape and got.dtype == ref.dtype, name
@@ -117,13 +122,13 @@ def test_both_stages_every_mask_kind(kind):
     check_attention(q, k, v, f, mean, attn_mask, key_pad, grad_out, torch.float32)
 
 
-@pytest.mark.parametrize("shape", [(1, 3, 5, 33, 8), (1, 1, 33, 7, 16)], ids=str)
-def test_odd_shapes_cross_attention(shape):
+@pytest.mark.parametrize("shape,kind", [((1, 3, 5, 33, 8), "float_2d"), ((1, 1, 33, 7, 16), "none")], ids=str)
+def test_odd_shapes_cross_attention(shape, kind):
     b, h, t, s, d = shape
     q, k, v, f, grad_mean, grad_out = stage_inputs(torch.float32, b=b, h=h, t=t, s=s, d=d)
-    attn_mask, key_pad = masks("float_2d", torch.float32, b=b, h=h, t=t, s=s)
-    mean = check_head_mean(q, k, grad_mean, attn_mask, None, torch.float32)
-    check_attention(q, k, v, f, mean, attn_mask, None, grad_out, torch.float32)
+    attn_mask, key_pad = masks(kind, torch.float32, b=b, h=h, t=t, s=s)
+    mean = check_head_mean(q, k, grad_mean, attn_mask, key_pad, torch.float32)
+    check_attention(q, k, v, f, mean, attn_mask, key_pad, grad_out, torch.float32)
 
 
 def test_clamps_fire():
