@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "simd/vec.h"
@@ -67,14 +68,46 @@ void forward_row(const AptStatsArgs& a, const SrMlpTable& table, int64_t row, St
   sums.max_abs = max_abs.reduce_max();
   const float mean_m = static_cast<float>(sums.sum_m / n), mean_r0 = static_cast<float>(sums.sum_r0 / n);
   Vec m2_m(0.0f), m2_r0(0.0f);
-  int64_t count = 0;
   for (int c = 0; c < n; c += Vec::size) {
     const int k = std::min(Vec::size, n - c);
     const Vec dm = load_n(m + c, k, mean_m) - Vec(mean_m), dr = load_n(r0 + c, k, mean_r0) - Vec(mean_r0);
     m2_m = Vec::fmadd(dm, dm, m2_m), m2_r0 = Vec::fmadd(dr, dr, m2_r0);
   }
-  for (int c = 0; c < n; ++c) count += std::abs(m[c]) == sums.max_abs;
-  sums.m2_m = m2_m.reduce_add(), sums.m2_r0 = m2_r0.reduce_add(), sums.max_count = count;
+  sums.m2_m = m2_m.reduce_add(), sums.m2_r0 = m2_r0.reduce_add();
+  Vec ties(0.0f);
+  for (int c = 0; c < n; c += Vec::size) {  // a partial load's fill (NaN) is never a tie
+    const Vec mv = load_n(m + c, std::min(Vec::size, n - c), std::numeric_limits<float>::quiet_NaN());
+    ties = ties + Vec::select(Vec::max(mv, Vec(0.0f) - mv) == Vec(sums.max_abs), Vec(1.0f), Vec(0.0f));
+  }
+  sums.max_count = static_cast<int64_t>(ties.reduce_add());
+}
+
+// Range of the finite values and count of NaNs of Φ over some rows.
+struct PhiRowSums {
+  float lo = std::numeric_limits<float>::max(), hi = -std::numeric_limits<float>::max();
+  int64_t nans = 0;
+  void add(const PhiRowSums& o) { lo = std::min(lo, o.lo), hi = std::max(hi, o.hi), nans += o.nans; }
+};
+
+// Forward step (3) for one row: Φ into F.
+PhiRowSums phi_row(const AptStatsArgs& a, int64_t row) {
+  const int64_t n = a.kv_len, off = row * n;
+  const double* st = a.stats + (row / a.q_len) * kStatsSize;
+  const float big = std::numeric_limits<float>::max(), nan = std::numeric_limits<float>::quiet_NaN();
+  Vec lo(-big), hi(-big), nans(0.0f);  // lo holds -min
+  for (int64_t c = 0; c < n; c += Vec::size) {
+    const int k = static_cast<int>(std::min<int64_t>(Vec::size, n - c));
+    const Vec phi = phi_of(load_n(a.r0 + off + c, k), load_n(a.m + off + c, k, nan), st);  // tail lanes: NaN
+    store_n(a.f + off + c, k, phi);
+    const auto finite = phi - phi == Vec(0.0f);
+    lo = Vec::max(lo, Vec::select(finite, Vec(0.0f) - phi, Vec(-big)));
+    hi = Vec::max(hi, Vec::select(finite, phi, Vec(-big)));
+    nans = nans + Vec::select(phi == phi, Vec(0.0f), Vec(1.0f));
+  }
+  PhiRowSums out;
+  out.lo = -lo.reduce_max(), out.hi = hi.reduce_max();
+  out.nans = static_cast<int64_t>(nans.reduce_add()) - (Vec::size - 1 - (n - 1) % Vec::size);
+  return out;
 }
 
 // Forward step (5) for one row, from Φ (already in F) to F.
@@ -105,30 +138,23 @@ void apt_stats_fwd(const AptStatsArgs& a) {
   });
   for (int64_t b = 0; b < a.batch; ++b)  // (2)
     stats_forward_scalars(sums.data() + b * a.q_len, a.q_len, a.kv_len, a.stats + b * kStatsSize);
-  std::vector<int64_t> nan_rows(rows, 0);
+  std::vector<PhiRowSums> phi_rows(rows);
   parallel_for(rows, a.num_threads, [&](int64_t begin, int64_t end) {  // (3)
-    for (int64_t row = begin; row < end; ++row) {
-      const double* st = a.stats + (row / a.q_len) * kStatsSize;
-      const int64_t off = row * a.kv_len;
-      for (int64_t c = 0; c < a.kv_len; c += Vec::size) {
-        const int k = static_cast<int>(std::min<int64_t>(Vec::size, a.kv_len - c));
-        store_n(a.f + off + c, k, phi_of(load_n(a.r0 + off + c, k), load_n(a.m + off + c, k), st));
-      }
-      for (int64_t c = 0; c < a.kv_len; ++c) nan_rows[row] += a.f[off + c] != a.f[off + c];
-    }
+    for (int64_t row = begin; row < end; ++row) phi_rows[row] = phi_row(a, row);
   });
   parallel_for(a.batch, a.num_threads, [&](int64_t begin, int64_t end) {  // (4)
-    std::vector<float> scratch(a.quantile ? n : 0);
     for (int64_t b = begin; b < end; ++b) {
       double* st = a.stats + b * kStatsSize;
-      if (a.quantile) {
+      PhiRowSums all;
+      for (int64_t t = 0; t < a.q_len; ++t) all.add(phi_rows[b * a.q_len + t]);
+      if (a.quantile && all.nans > 0) {  // torch.quantile gives NaN, so does t*, so does every Φ' (T16)
+        st[kStatMode] = kModeAbnormal;
+      } else if (a.quantile) {
         QuantilePick low, high;
-        select_quantiles(a.f + b * n, n, 0.25f, 0.75f, scratch.data(), &low, &high);
+        select_quantiles(a.f + b * n, n, 0.25f, 0.75f, all.lo, all.hi, &low, &high);
         stats_temperature_scalars(low, high, a.tau, st);
       } else {
-        int64_t nans = 0;
-        for (int64_t t = 0; t < a.q_len; ++t) nans += nan_rows[b * a.q_len + t];
-        st[kStatMode] = static_cast<double>(nans) / static_cast<double>(n) > 0.2 ? kModeAbnormal : kModeFallback;
+        st[kStatMode] = static_cast<double>(all.nans) / static_cast<double>(n) > 0.2 ? kModeAbnormal : kModeFallback;
       }
     }
   });

@@ -51,12 +51,24 @@ struct StatsRow {
       store_n(x.data() + c, w, clamp(mv, -8.0f, 8.0f) * Vec(scale));
       store_n(p.data() + c, w, clamp(mv, -10.0f, 10.0f));
     }
-    for (int c = 0; c < n; ++c) {  // T4, T5: the sr-MLP, one segment lookup per element
+    for (int c = 0; c < n; ++c) {  // T4: the sr-MLP, one segment lookup per element
       const int s = table.segment(x[c]);
       segment[c] = s;
       pw[c] = table.value(x[c], s);
-      tau_pre[c] = 1.0f + 0.05f * (50.0f * std::min(std::max(pw[c], -5.0f), 5.0f));
-      keep[c] = mask != nullptr && mask[c * mask_stride] != 0.0f ? 0.0f : 1.0f;
+    }
+    for (int c = 0; c < n; c += Vec::size) {  // T5 before the mask; keep = 0 where mask[b, 0] != 0
+      const int w = std::min(Vec::size, n - c);
+      store_n(tau_pre.data() + c, w, Vec(1.0f) + Vec(0.05f) * (Vec(50.0f) * clamp(load_n(pw.data() + c, w), -5.0f, 5.0f)));
+      if (mask == nullptr) {
+        store_n(keep.data() + c, w, Vec(1.0f));
+        continue;
+      }
+      const float* mrow = mask + c * mask_stride;
+      float gathered[Vec::size];
+      if (mask_stride != 1)
+        for (int i = 0; i < w; ++i) gathered[i] = mrow[i * mask_stride];
+      const Vec mv = load_n(mask_stride == 1 ? mrow : gathered, w);
+      store_n(keep.data() + c, w, Vec::select(mv == Vec(0.0f), Vec(1.0f), Vec(0.0f)));
     }
     softmax_in_place(p.data(), n);  // T7
     for (int c = 0; c < n; c += Vec::size) {

@@ -63,14 +63,16 @@ class SrMlpTable {
 
   int64_t segments() const { return static_cast<int64_t>(slope_.size()); }
 
-  // The segment of x: the number of knots <= x (NaN: segment 0).
+  // The segment of x: the number of knots <= x (NaN: segment 0). A bin without a knot near it holds
+  // its segment (>= 0); one with a knot holds -1 - (a segment at or below x's), then a short walk.
   int segment(float x) const {
     if (!(x == x)) return 0;
     const float at = (x - lo_) * inv_width_;
     int s = bin_segment_[static_cast<int>(std::min(std::max(at, 0.0f), static_cast<float>(kBins - 1)))];
+    if (s >= 0) return s;
+    s = -1 - s;
     const int count = static_cast<int>(knots_.size());
     while (s < count && knots_[s] <= x) ++s;
-    while (s > 0 && knots_[s - 1] > x) --s;
     return s;
   }
 
@@ -98,14 +100,19 @@ class SrMlpTable {
  private:
   static constexpr int kBins = 1024;
 
-  // bin_segment_[i] = segment of the left edge of bin i over [-x_max, x_max] (segment() corrects it).
+  // bin_segment_[i]: see segment(). Bins are widened by a margin when looking for knots, so that an x
+  // rounded into a neighbouring bin is still resolved exactly; X outside [-x_max, x_max] walks from 0.
   void build_bins(float x_max) {
     lo_ = -x_max;
     inv_width_ = x_max > 0.0f ? kBins / (2.0f * x_max) : 0.0f;
+    const double width = 2.0 * x_max / kBins, margin = 0.01 * width + 1e-6 * x_max;
     bin_segment_.resize(kBins);
     for (int i = 0; i < kBins; ++i) {
-      const float edge = lo_ + i * (2.0f * x_max / kBins);
-      bin_segment_[i] = static_cast<int>(std::upper_bound(knots_.begin(), knots_.end(), edge) - knots_.begin());
+      const double left = lo_ + i * width - margin, right = lo_ + (i + 1) * width + margin;
+      const auto first = std::lower_bound(knots_.begin(), knots_.end(), static_cast<float>(left));
+      const bool clear = (first == knots_.end() || *first > right) && i > 0 && i < kBins - 1;
+      const int below = static_cast<int>(first - knots_.begin());
+      bin_segment_[i] = clear ? below : -1 - (i == 0 ? 0 : below);
     }
   }
 
