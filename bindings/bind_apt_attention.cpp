@@ -53,6 +53,7 @@ AptStatsArgs stats_args(const StatsSizes& sizes, const StatsParams& params, cons
 }  // namespace
 
 void bind_apt_attention(py::module_& m) {
+  m.attr("apt_stats_size") = static_cast<int>(kStatsSize);
   m.def(
       "apt_stats_fwd",
       [](const StatsSizes& sizes, const StatsParams& params, const BroadcastView& mask, float scale, bool quantile,

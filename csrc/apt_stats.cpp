@@ -251,18 +251,12 @@ void grad_row(const AptStatsArgs& a, const SrMlpTable& table, const StatsGradCoe
   }
 }
 
-// dM = dF where -10 <= M <= 10, for an abnormal batch element (F = clamp(M, -10, 10)).
-void abnormal_grad_row(const AptStatsArgs& a, int64_t row) {
-  const int64_t n = a.kv_len, off = row * n;
-  for (int64_t c = 0; c < n; c += Vec::size) {
-    const int k = static_cast<int>(std::min<int64_t>(Vec::size, n - c));
-    store_n(a.grad_m + off + c, k, pass_within(load_n(a.grad_f + off + c, k), load_n(a.m + off + c, k), -10.0f, 10.0f));
-  }
-}
-
 }  // namespace
 
+// An abnormal batch element (T16: F = clamp(M, -10, 10)) gives a NaN dM, as upstream's graph does (the unused
+// branch of its torch.where still carries the NaN t* or NaN Φ into 0 · NaN), and NaN parameter gradients.
 void apt_stats_bwd(const AptStatsArgs& a) {
+  constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
   const int64_t rows = a.batch * a.q_len, n = a.q_len * a.kv_len;
   std::fill(a.grad_params, a.grad_params + 3 * a.hidden + 2, 0.0f);
   if (rows == 0 || a.kv_len == 0) return;
@@ -287,7 +281,7 @@ void apt_stats_bwd(const AptStatsArgs& a) {
     std::vector<float> dphi(a.kv_len);
     for (int64_t t = begin; t < end; ++t)
       for (int64_t row = t * chunk; row < std::min(rows, (t + 1) * chunk); ++row) {
-        if (abnormal(row)) abnormal_grad_row(a, row);
+        if (abnormal(row)) std::fill(a.grad_m + row * a.kv_len, a.grad_m + (row + 1) * a.kv_len, kNaN);
         else grad_row(a, table, coefs[row / a.q_len], row, w, dphi, segs[t]);
       }
   });
@@ -296,6 +290,9 @@ void apt_stats_bwd(const AptStatsArgs& a) {
   float* g = a.grad_params;
   table.weight_grads(segs[0].g0.data(), segs[0].g1.data(), g, g + a.hidden, g + 2 * a.hidden, g + 3 * a.hidden);
   g[3 * a.hidden + 1] = static_cast<float>(d_tau);
+  bool any_abnormal = false;
+  for (int64_t b = 0; b < a.batch; ++b) any_abnormal |= a.stats[b * kStatsSize + kStatMode] == kModeAbnormal;
+  if (any_abnormal) std::fill(g, g + 3 * a.hidden + 1 + (a.quantile ? 1 : 0), kNaN);
 }
 
 }  // namespace APT_SIMD_NS

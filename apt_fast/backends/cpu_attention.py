@@ -187,4 +187,4 @@ def apt_stats_bwd(grad_f: Tensor, m: Tensor, attn_mask: Optional[Tensor], w1: Te
     native().apt_stats_bwd(*views, r32.data_ptr(), stats64.data_ptr(), grad32.data_ptr(), grad_m.data_ptr(),
                            grad_params.data_ptr(), torch.get_num_threads())
     parts = grad_params.split((hidden, hidden, hidden, 1, 1))
-    return (grad_m.to(m.dtype), *[g.reshape(p.shape).to(p.dtype) for g, p in zip(parts, params)])
+    return (grad_m.to(m.dtype), *[g.reshape(p.shape).to(p.dtype, copy=True) for g, p in zip(parts, params)])
