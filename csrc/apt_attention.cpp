@@ -119,7 +119,6 @@ void apt_attention_bwd(const AptAttentionArgs& args) {
   const AttentionDims& d = args.io.dims;
   BiasGradTarget target;
   target.grad = Broadcast4<float>{args.grad_f, d.q_len * d.kv_len, 0, d.kv_len, 1};
-  std::fill(args.grad_f, args.grad_f + d.batch * d.q_len * d.kv_len, 0.0f);
   flash_backward(args.io, false, AptMod{&args}, target);
 }
 

@@ -24,6 +24,7 @@
 
 #include "attention_args.h"
 #include "attention_tiles.h"
+#include "memory_hints.h"
 #include "thread_pool.h"
 
 namespace apt_fast {
@@ -129,7 +130,21 @@ struct BiasGradTarget {
   int64_t slice_size(const AttentionDims& d) const {
     return (grad.stride_t ? d.q_len : 1) * (grad.stride_s ? d.kv_len : 1);
   }
+  // Every element is written by exactly one tile of one task: the tiles are stored, not accumulated, and
+  // the buffer needs no zeroing first.
+  bool written_once(const AttentionDims& d, bool causal) const {
+    return !shared(d) && grad.stride_t != 0 && grad.stride_s != 0 && !causal;
+  }
+  int64_t size(const AttentionDims& d) const {  // of the whole buffer [Bb, Hb, Tb, Sb] (contiguous)
+    return (grad.stride_b ? d.batch : 1) * (grad.stride_h ? d.heads : 1) * slice_size(d);
+  }
 };
+
+// dst rows [i0, i0 + rows) x [j0, j0 + cols) of a [T, S] slice with row stride ld_dst <- the tile.
+inline void store_tile(const float* tile, int ld, int rows, int cols, float* dst, int64_t i0, int64_t j0,
+                       int64_t ld_dst) {
+  for (int r = 0; r < rows; ++r) std::copy(tile + r * ld, tile + r * ld + cols, dst + (i0 + r) * ld_dst + j0);
+}
 
 template <class Mod>
 void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const BiasGradTarget& bias_grad) {
@@ -138,6 +153,11 @@ void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const 
   const DropoutMask drop = make_dropout(io);
   const bool want_bias = bias_grad.grad.data != nullptr;
   const bool shared = want_bias && bias_grad.shared(d);
+  const bool overwrite = want_bias && bias_grad.written_once(d, causal);
+  if (want_bias) {
+    advise_huge_pages(bias_grad.grad.data, bias_grad.size(d) * sizeof(float));
+    if (!overwrite) std::fill(bias_grad.grad.data, bias_grad.grad.data + bias_grad.size(d), 0.0f);
+  }
   std::mutex bias_mutex;
   parallel_for(d.batch * d.heads, io.num_threads, [&](int64_t begin, int64_t end) {
     Mod mod = proto;
@@ -208,8 +228,10 @@ void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const 
             }
           }
           const float* dbias = mod.grad(i0, j0, rows, cols, raw.data(), dp.data(), scratch.data(), kBlockN);
-          if (bias_slice != nullptr && dbias != nullptr)
-            accumulate_tile(dbias, kBlockN, rows, cols, bias_slice, i0, j0, bias_st, bias_grad.grad.stride_s ? 1 : 0);
+          if (bias_slice != nullptr && dbias != nullptr) {
+            if (overwrite) store_tile(dbias, kBlockN, rows, cols, bias_slice, i0, j0, bias_st);
+            else accumulate_tile(dbias, kBlockN, rows, cols, bias_slice, i0, j0, bias_st, bias_grad.grad.stride_s ? 1 : 0);
+          }
           gemm(rows, dim, cols, dp.data(), kBlockN, io.k.at(b, h, j0), io.k.stride_l, io.dq.at(b, h, i0),
                io.dq.stride_l, true);  // dQ += dS . K (unscaled)
           gemm_at(cols, dim, rows, dp.data(), kBlockN, qs.data() + i0 * dim, dim, dk_acc.data(), dim,

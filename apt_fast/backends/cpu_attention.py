@@ -44,9 +44,10 @@ def attention_target(q: Tensor, k: Tensor) -> Tuple[int, int, int, int]:
     return (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
 
 
-def zero_bias_grad(bias: Tensor, target: Tuple[int, int, int, int]) -> Tuple[Tensor, Tuple[int, ...]]:
-    """A zero fp32 buffer of the bias's own shape and its broadcast view for the kernel to sum into."""
-    grad = torch.zeros(bias.shape, dtype=torch.float32)
+def bias_grad_buffer(bias: Tensor, target: Tuple[int, int, int, int]) -> Tuple[Tensor, Tuple[int, ...]]:
+    """An fp32 buffer of the bias's own shape (the kernel zeroes it when it accumulates into it) and its
+    broadcast view."""
+    grad = torch.empty(bias.shape, dtype=torch.float32)
     return grad, broadcast_view(grad, target)
 
 
@@ -72,7 +73,7 @@ def flash_attention_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, bias:
     q32, k32, v32 = as_fp32_rows(q), as_fp32_rows(k), as_fp32_rows(v)
     bias32 = bias.float() if bias is not None else None
     dq, dk, dv = torch.empty_like(q32), torch.empty_like(k32), torch.empty_like(v32)
-    dbias, dbias_view = zero_bias_grad(bias, target) if bias is not None and bias_grad else (None, NO_VIEW)
+    dbias, dbias_view = bias_grad_buffer(bias, target) if bias is not None and bias_grad else (None, NO_VIEW)
     out32, lse32, grad32 = as_fp32_rows(out), lse.float().contiguous(), as_fp32_rows(grad_out)  # kept alive
     native().flash_attention_bwd(dims(q, k), head_view(q32), head_view(k32), head_view(v32),
                                  broadcast_view(bias32, target), broadcast_view(mask, target), causal, scale,
