@@ -11,7 +11,7 @@ from torch import Tensor
 
 from .._native import native
 from ..ops.apt_attention import check_apt_attention_args, check_head_mean_args
-from ..ops.apt_stats import STATS_SIZE, check_stats_args
+from ..ops.apt_stats import STATS_SIZE
 from ..reference.apt_attention import QUANTILE_MAX_NUMEL, autopoietic_scale
 from ..ops.flash_attention import check_flash_attention_args
 
@@ -154,8 +154,8 @@ def _stats_views(m: Tensor, attn_mask: Optional[Tensor], params: Tuple[Tensor, .
     """(fp32 tensors to keep alive, and the kernel's sizes, params, mask, scale and quantile arguments).
 
     params = (sr_conv1_weight, sr_conv1_bias, sr_conv2_weight, sr_conv2_bias, tau); the mask's head 0 is read.
+    The arguments were checked by the op (ops.apt_stats registers check_stats_args).
     """
-    check_stats_args(m, attn_mask, *params)
     batch, t, s = m.shape
     m32 = m.float().contiguous()
     p32 = [x.detach().float().contiguous() for x in params]
