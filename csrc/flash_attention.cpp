@@ -31,6 +31,7 @@ struct BiasMaskMod {
           for (int c = 0; c < cols; c += Vec::size) {
             const int n = std::min(Vec::size, cols - c);
             store_n(row + c, n, load_n(row + c, n) + load_n(brow + c, n));
+            __builtin_prefetch(brow + kBlockN + c);  // the same row of the next key tile (a hint; may pass the end)
           }
         } else {
           for (int c = 0; c < cols; ++c) row[c] += brow[c * bs];
