@@ -30,19 +30,24 @@ class SrMlpTable {
       knots.push_back((5.0 - b1[k]) / w1[k]);
     }
     std::sort(knots.begin(), knots.end());
+    // Knots equal in float32 bound no float X between them: keep one (units with equal biases, e.g. the
+    // zero-initialised ones, all bend at X = 0).
+    knots.erase(std::unique(knots.begin(), knots.end(),
+                            [](double u, double v) { return static_cast<float>(u) == static_cast<float>(v); }),
+                knots.end());
     const int64_t count = static_cast<int64_t>(knots.size());
     knots_.resize(count);
     for (int64_t i = 0; i < count; ++i) knots_[i] = static_cast<float>(knots[i]);
-    // One X strictly inside each of the count + 1 segments, and the unit states there.
+    // One X strictly inside each of the count + 1 segments (between float knots), and the unit states there.
     active_.assign((count + 1) * hidden, 0);
     saturated_.assign((count + 1) * hidden, 0);
     slope_.resize(count + 1);
     intercept_.resize(count + 1);
     for (int64_t s = 0; s <= count; ++s) {
       const double rep = count == 0 ? 0.0
-                         : s == 0   ? knots[0] - 1.0
-                         : s == count ? knots[count - 1] + 1.0
-                                      : 0.5 * (knots[s - 1] + knots[s]);
+                         : s == 0   ? knots_[0] - 1.0
+                         : s == count ? knots_[count - 1] + 1.0
+                                      : 0.5 * (static_cast<double>(knots_[s - 1]) + knots_[s]);
       double slope = 0.0, intercept = b2;
       for (int64_t k = 0; k < hidden; ++k) {
         const double z = rep * w1[k] + b1[k];
