@@ -23,11 +23,10 @@ namespace apt_fast {
 namespace APT_SIMD_NS {
 namespace {
 
-// Row t of batch element b, and the view of the mask row mask[b, 0, t, :].
+// Row t of batch element b (row = b * T + t): its offset in the [B, T, S] maps and the mask row mask[b, 0, t, :].
 struct RowAt {
   const AptStatsArgs& a;
-  int64_t n() const { return a.q_len * a.kv_len; }
-  int64_t offset(int64_t row) const { return row * a.kv_len; }  // row = b * T + t
+  int64_t offset(int64_t row) const { return row * a.kv_len; }
   const float* mask(int64_t row) const {
     if (a.mask.data == nullptr) return nullptr;
     return a.mask.at(row / a.q_len, 0, row % a.q_len);

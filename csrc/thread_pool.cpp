@@ -10,6 +10,11 @@
 namespace apt_fast {
 namespace {
 
+// Tasks are claimed, not assigned: the caller and the woken workers take task indices from one atomic
+// word that also holds the job's generation, and the caller waits only for tasks that someone claimed.
+// On a machine shared with other processes a worker that is not scheduled in time then costs nothing:
+// the caller runs its tasks instead of waiting a scheduler time slice for it; a worker that wakes after
+// the job is done finds nothing to claim and never touches the (gone) job.
 class ThreadPool {
  public:
   static ThreadPool& instance() {
@@ -17,54 +22,73 @@ class ThreadPool {
     return *pool;
   }
 
-  // Calls task(i) for i in [0, num_tasks); task 0 runs on the calling thread.
+  // Calls task(i) once for each i in [0, num_tasks), on the calling thread and up to num_tasks - 1 workers.
   void run(int num_tasks, const std::function<void(int)>& task) {
     std::lock_guard<std::mutex> caller_lock(caller_mutex_);
+    uint64_t generation;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       while (static_cast<int>(workers_.size()) < num_tasks - 1) {
-        int index = static_cast<int>(workers_.size()) + 1;
         uint64_t current = generation_;  // the new worker waits for the job announced below
-        workers_.emplace_back([this, index, current] { worker_loop(index, current); });
+        workers_.emplace_back([this, current] { worker_loop(current); });
       }
+      generation = ++generation_;
       task_ = &task;
       num_tasks_ = num_tasks;
-      pending_ = num_tasks - 1;
-      ++generation_;
+      done_.store(0);
+      claim_.store(generation << kIndexBits);
     }
     start_.notify_all();
-    task(0);
+    work(generation, task, num_tasks);
+    if (done_.load() == num_tasks) return;
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-    task_ = nullptr;
+    finished_.wait(lock, [&] { return done_.load() == num_tasks; });
   }
 
  private:
-  void worker_loop(int index, uint64_t seen) {
+  static constexpr int kIndexBits = 24;  // task index in the low bits of claim_, generation above
+
+  // Claims and runs tasks of job `generation` until none is left.
+  void work(uint64_t generation, const std::function<void(int)>& task, int num_tasks) {
+    uint64_t word = claim_.load();
+    for (;;) {
+      const uint64_t index = word & ((uint64_t{1} << kIndexBits) - 1);
+      if ((word >> kIndexBits) != generation || index >= static_cast<uint64_t>(num_tasks)) return;
+      if (!claim_.compare_exchange_weak(word, word + 1)) continue;  // word reloaded
+      task(static_cast<int>(index));
+      if (done_.fetch_add(1) + 1 == num_tasks) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        finished_.notify_all();
+      }
+      word = claim_.load();
+    }
+  }
+
+  void worker_loop(uint64_t seen) {
     for (;;) {
       const std::function<void(int)>* task = nullptr;
+      int num_tasks = 0;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         start_.wait(lock, [&] { return generation_ != seen; });
         seen = generation_;
-        if (index >= num_tasks_) continue;
         task = task_;
+        num_tasks = num_tasks_;
       }
-      (*task)(index);
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_one();
+      work(seen, *task, num_tasks);  // runs nothing if the job is already claimed or over
     }
   }
 
   std::mutex caller_mutex_;
   std::mutex mutex_;
   std::condition_variable start_;
-  std::condition_variable done_;
+  std::condition_variable finished_;
   std::vector<std::thread> workers_;
-  const std::function<void(int)>* task_ = nullptr;
+  const std::function<void(int)>* task_ = nullptr;  // valid while a task of generation_ is unclaimed or running
   int num_tasks_ = 0;
-  int pending_ = 0;
   uint64_t generation_ = 0;
+  std::atomic<uint64_t> claim_{0};  // generation << kIndexBits | next task index
+  std::atomic<int> done_{0};
 };
 
 }  // namespace

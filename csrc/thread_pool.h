@@ -7,7 +7,9 @@
 
 namespace apt_fast {
 
-// Runs body(begin, end) over [0, n) split into at most num_threads contiguous ranges, in parallel.
+// Runs body(begin, end) over [0, n) split into at most num_threads contiguous ranges, in parallel. The
+// ranges are claimed by whichever threads are running: a worker the OS has not scheduled yet is not waited
+// for (the caller takes its range), so a busy shared machine costs time slices only to work actually split.
 void parallel_for(int64_t n, int num_threads, const std::function<void(int64_t, int64_t)>& body);
 
 // Runs body(begin, end) over [0, n) in chunks of `grain` (the last one shorter) that up to num_threads
