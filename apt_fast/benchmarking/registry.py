@@ -10,8 +10,9 @@ from .harness import BenchCase
 def all_cases() -> List[BenchCase]:
     from .cases import attention, distill_loss
     from .cases import gguf
+    from .cases import training
 
-    return [*distill_loss.CASES, *attention.CASES, *gguf.CASES]
+    return [*distill_loss.CASES, *attention.CASES, *gguf.CASES, *training.CASES]
 
 
 def select_cases(quick: bool = False, name_filter: Optional[str] = None) -> List[BenchCase]:

@@ -8,9 +8,10 @@ import argparse
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="end-to-end demonstration: train, fine-tune, distil, evaluate, speedup, export",
-        description="Train a small APT model to reverse letter strings, fine-tune it (frozen embedding and first "
-                    "encoder layer) on longer strings, distil it into a smaller student, evaluate each by exact "
-                    "match, time apt_fast against --no-fast on the same steps, and export the student to GGUF.")
+        description="Train a small APT model to sort the letters of words, fine-tune it (embedding and encoder "
+                    "frozen) on longer words, distil it into a smaller student, score each before and after (exact "
+                    "match, token accuracy, loss), time apt_fast against --no-fast on the same steps (the demo's "
+                    "model and the APT benchmark configuration), and export the student to GGUF.")
     parser.add_argument("--workdir", default="demo-output", help="output directory, replaced (default %(default)s)")
     parser.add_argument("--quick", action="store_true", help="a few seconds' version (smoke test)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")

@@ -1,11 +1,15 @@
-"""`apt-fast demo`: the end-to-end demonstration on a task whose quality can be measured.
+"""`apt-fast demo`: the end-to-end demonstration on a task whose quality can be measured, sorting the
+letters of a word (see :mod:`apt_fast.demo.task`).
 
-1. train a small APT model from scratch to **reverse** letter strings of length 2-4;
-2. fine-tune it, embedding and first encoder layer frozen, to reverse **longer** strings (5-6), which the
-   base model has never seen;
-3. distil the fine-tuned model into a student half its width with one layer per stack;
-4. evaluate each: exact match of greedy generation, token accuracy, loss;
-5. time the same fine-tuning steps with apt_fast's kernels and with ``--no-fast``, losses compared;
+1. train a small APT model (d_model 128, 1+1 layers) from scratch on words of 2-6 letters;
+2. fine-tune it on words of 2-9 letters with the embedding and the encoder frozen (only the decoder
+   learns): the base model sorts few 7-9-letter words, the tuned one nearly all;
+3. distil the fine-tuned model into a student of half its width (fused distillation loss);
+4. score each before and after on held-out words: exact match of greedy generation, token accuracy and
+   loss of the teacher-forced targets;
+5. time the same fine-tuning steps with apt_fast's kernels and with ``--no-fast``, losses compared: on
+   the demo's model (words of a few letters: attention is a small part of a step) and on the APT
+   benchmark configuration (128-token sequences, the ``apt-fast bench --filter training`` case);
 6. export the student to GGUF.
 
 Every stage goes through the same Python API the commands use; the equivalent command is printed.
@@ -15,158 +19,147 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import shutil
-import statistics
 import time
 from dataclasses import dataclass
 
 import torch
 
-BASE_MODEL = dict(d_model=64, num_heads=4, num_encoder_layers=2, num_decoder_layers=2, d_ff=128, max_seq_len=32,
+from . import speed
+from .task import HEADER, Scores, examples, score, write_task
+
+BASE_MODEL = dict(d_model=128, num_heads=4, num_encoder_layers=1, num_decoder_layers=1, d_ff=256, max_seq_len=32,
                   dropout=0.0, use_dbc_dac=False)
-STUDENT_MODEL = dict(BASE_MODEL, d_model=32, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, d_ff=64)
-ALPHABET = "abcdef"
+STUDENT_MODEL = dict(BASE_MODEL, d_model=64, d_ff=128)
+SHORT, LONG, MIXED = range(2, 7), range(7, 10), range(2, 10)
 
 
 @dataclass(frozen=True)
 class DemoSize:
-    """Samples and optimizer steps of each stage."""
+    """Samples, passes and learning rates of each stage (steps = samples / batch_size x epochs)."""
 
-    train_samples: int = 3000
+    train_samples: int = 4800
+    base_epochs: int = 4  # 600 steps
+    finetune_samples: int = 2400
+    finetune_epochs: int = 4  # 300 steps
+    distill_epochs: int = 8  # 600 steps
     test_samples: int = 200
-    base_epochs: int = 3
-    finetune_epochs: int = 3
-    distill_epochs: int = 3
     batch_size: int = 32
     timed_steps: int = 12
+    benchmark_repeats: int = 3  # runs of the APT benchmark configuration per path (0: not timed)
+    base_lr: float = 2e-3
+    finetune_lr: float = 1e-3
+    distill_lr: float = 3e-3
 
 
-QUICK = DemoSize(train_samples=600, test_samples=60, base_epochs=2, finetune_epochs=1, distill_epochs=1,
-                 timed_steps=4)
-
-
-def _write_task(path: str, n: int, lengths: range, rng: random.Random) -> str:
-    with open(path, "w", encoding="utf-8") as f:
-        for _ in range(n):
-            word = "".join(rng.choice(ALPHABET) for _ in range(rng.choice(lengths)))
-            f.write(json.dumps({"prompt": word, "response": word[::-1]}) + "\n")
-    return path
+QUICK = DemoSize(train_samples=320, base_epochs=1, finetune_samples=160, finetune_epochs=1, distill_epochs=1,
+                 test_samples=32, timed_steps=3, benchmark_repeats=0)
 
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _scores(model, tokenizer, test_path: str) -> str:
-    from .train import exact_match, read_data_file
-    from .train.evaluation import evaluate
-    from .train.inputs import load_tokenized
-
-    examples = read_data_file(test_path).examples
-    result = evaluate(model, load_tokenized(test_path, tokenizer, max_length=32), tokenizer, batch_size=64)
-    return (f"exact match {100 * exact_match(model, tokenizer, examples):5.1f}%   token accuracy "
-            f"{100 * result.token_accuracy:5.1f}%   loss {result.loss:.3f}")
+def _table(rows: list[tuple[str, str, Scores]]) -> None:
+    width = max(len(label) for label, _, _ in rows)
+    _say(f"   {'model':<{width}}  {'words':>5}  {HEADER}")
+    for label, words, scores in rows:
+        _say(f"   {label:<{width}}  {words:>5}  {scores.cells()}")
 
 
-def _timed_fine_tune(base: str, data: str, save_path: str, steps: int, fast: bool) -> tuple[list[float], list[float]]:
-    """(losses, seconds per step) of ``steps`` fine-tuning steps from ``base``."""
-    from .train import fine_tune_model
-
-    stamps = [time.perf_counter()]
-    fine_tune_model(base, data, save_path=save_path, overwrite=True, max_steps=steps, batch_size=32,
-                    learning_rate=1e-3, fast=fast, tensorboard=False, save_steps=10**6,
-                    callbacks=[lambda trainer, state, loss: stamps.append(time.perf_counter())])
-    with open(os.path.join(save_path, "training_log.json"), encoding="utf-8") as f:
-        losses = [h["loss"] for h in json.load(f)["history"]]
-    return losses, [b - a for a, b in zip(stamps, stamps[1:])]
+def _letters(lengths: range) -> str:
+    return f"{lengths.start}-{lengths.stop - 1}"
 
 
-def _speed(base: str, data: str, workdir: str, steps: int) -> None:
-    import apt_fast
-
-    if not hasattr(apt_fast, "patch"):
-        _say("apt_fast.patch is not available in this build: no fast path to compare (speedup n/a)")
-        return
-    fast_losses, fast_times = _timed_fine_tune(base, data, os.path.join(workdir, "timing_fast"), steps, True)
-    slow_losses, slow_times = _timed_fine_tune(base, data, os.path.join(workdir, "timing_nofast"), steps, False)
-    fast_s, slow_s = statistics.median(fast_times[1:]), statistics.median(slow_times[1:])  # first step: warm-up
-    diff = max(abs(a - b) for a, b in zip(fast_losses, slow_losses))
-    _say(f"  {steps} fine-tuning steps, batch 32, same data and start:")
-    _say(f"    --no-fast      {1000 * slow_s:8.1f} ms/step")
-    _say(f"    apt_fast       {1000 * fast_s:8.1f} ms/step   speedup {slow_s / fast_s:.2f}x")
-    _say(f"    losses         max |fast - no-fast| = {diff:.2e} over {len(fast_losses)} steps "
-         f"(first {fast_losses[0]:.4f} vs {slow_losses[0]:.4f}, last {fast_losses[-1]:.4f} vs {slow_losses[-1]:.4f})")
+def _since(start: float) -> str:
+    return f"{time.perf_counter() - start:.0f} s"
 
 
 def _export(student: str, workdir: str) -> None:
-    from .cli import build_parser, main
+    from ..cli import main
 
-    if "export-gguf" not in build_parser()._subparsers._group_actions[0].choices:
-        _say("GGUF export is not available in this build")
-        return
-    out = os.path.join(workdir, "student.gguf")
-    main(["export-gguf", "--model-path", student, "--output", out, "--type", "q8_0"])
+    main(["export-gguf", "--model-path", student, "--output", os.path.join(workdir, "student.gguf"), "--type", "q8_0"])
 
 
 def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0) -> None:
     """Run every stage under ``workdir`` (replaced) and print what each achieved."""
-    from .models.apt.loading import load
-    from .train import distill, fine_tune_model, train_model
+    from ..models.apt.loading import load
+    from ..models.apt.tokenization_byte import APTByteTokenizer
+    from ..train import distill, fine_tune_model, train_model
+    from ..train.distillation import build_student
+    from ..train.pretrain import config_for_tokenizer, new_model
 
     logging.getLogger("apt_fast.train").setLevel(logging.WARNING)
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
     rng = random.Random(seed)
     path = lambda name: os.path.join(workdir, name)  # noqa: E731
-    short, long = range(2, 5), range(5, 7)
-    short_train = _write_task(path("short_train.jsonl"), size.train_samples, short, rng)
-    short_test = _write_task(path("short_test.jsonl"), size.test_samples, short, rng)
-    long_train = _write_task(path("long_train.jsonl"), size.train_samples // 2, long, rng)
-    long_val = _write_task(path("long_val.jsonl"), size.test_samples // 2, long, rng)
-    long_test = _write_task(path("long_test.jsonl"), size.test_samples, long, rng)
-    with open(path("base.json"), "w", encoding="utf-8") as f:
-        json.dump(BASE_MODEL, f)
-    with open(path("student.json"), "w", encoding="utf-8") as f:
-        json.dump(STUDENT_MODEL, f)
-    bs = size.batch_size
+    short_train = write_task(path("short_train.jsonl"), size.train_samples, SHORT, rng)
+    short_test = write_task(path("short_test.jsonl"), size.test_samples, SHORT, rng)
+    mixed_train = write_task(path("mixed_train.jsonl"), size.finetune_samples, MIXED, rng)
+    mixed_val = write_task(path("mixed_val.jsonl"), size.test_samples // 2, MIXED, rng)
+    long_test = write_task(path("long_test.jsonl"), size.test_samples, LONG, rng)
+    for name, fields in (("base.json", BASE_MODEL), ("student.json", STUDENT_MODEL)):
+        with open(path(name), "w", encoding="utf-8") as f:
+            json.dump(fields, f)
+    bs, tokenizer = size.batch_size, APTByteTokenizer()
     started = time.perf_counter()
+    steps = lambda samples, epochs: math.ceil(samples / bs) * epochs  # noqa: E731
 
-    _say(f"== 1. train from scratch: reverse strings of {short.start}-{short.stop - 1} letters "
-         f"({size.train_samples} samples, {size.base_epochs} epochs)")
+    _say(f"== 1. train from scratch: sort the letters of words of {_letters(SHORT)} letters "
+         f"({size.train_samples} samples, {steps(size.train_samples, size.base_epochs)} steps)")
     _say(f"   apt-fast train --config base.json --data-path short_train.jsonl --save-path base "
-         f"--epochs {size.base_epochs} --batch-size {bs} --learning-rate 3e-3")
-    base, tokenizer, _ = train_model(path("base.json"), short_train, save_path=path("base"), epochs=size.base_epochs,
-                                     batch_size=bs, learning_rate=3e-3, tensorboard=False, seed=seed)
-    _say(f"   base on short strings: {_scores(base, tokenizer, short_test)}")
-    _say(f"   base on long strings:  {_scores(base, tokenizer, long_test)}")
+         f"--epochs {size.base_epochs} --batch-size {bs} --learning-rate {size.base_lr:g}")
+    stage_start = time.perf_counter()
+    untrained = new_model(config_for_tokenizer(dict(BASE_MODEL), tokenizer), seed)  # train_model's initial weights
+    base, _, _ = train_model(path("base.json"), short_train, save_path=path("base"), epochs=size.base_epochs,
+                             batch_size=bs, learning_rate=size.base_lr, tensorboard=False, seed=seed)
+    _table([("untrained", _letters(SHORT), score(untrained, tokenizer, short_test)),
+            (f"trained ({_since(stage_start)})", _letters(SHORT), score(base, tokenizer, short_test)),
+            ("trained", _letters(LONG), score(base, tokenizer, long_test))])
+    _say(f"   examples: {examples(base, tokenizer, short_test)}")
 
-    _say(f"== 2. fine-tune on {long.start}-{long.stop - 1} letters, embedding and encoder layer 0 frozen")
-    _say(f"   apt-fast fine-tune --model-path base --data-path long_train.jsonl --val-data-path long_val.jsonl "
+    _say(f"== 2. fine-tune on {_letters(MIXED)} letters, embedding and encoder frozen "
+         f"({size.finetune_samples} samples, {steps(size.finetune_samples, size.finetune_epochs)} steps)")
+    _say(f"   apt-fast fine-tune --model-path base --data-path mixed_train.jsonl --val-data-path mixed_val.jsonl "
          f"--save-path tuned --freeze-embeddings --freeze-encoder-layers 1 --epochs {size.finetune_epochs} "
-         f"--batch-size {bs} --learning-rate 1e-3 --eval-steps 25")
-    tuned, _, _ = fine_tune_model(path("base"), long_train, long_val, path("tuned"), freeze_embeddings=True,
+         f"--batch-size {bs} --learning-rate {size.finetune_lr:g} --eval-steps 50")
+    stage_start = time.perf_counter()
+    tuned, _, _ = fine_tune_model(path("base"), mixed_train, mixed_val, path("tuned"), freeze_embeddings=True,
                                   freeze_encoder_layers=1, epochs=size.finetune_epochs, batch_size=bs,
-                                  learning_rate=1e-3, eval_steps=25, tensorboard=False, seed=seed)
+                                  learning_rate=size.finetune_lr, eval_steps=50, tensorboard=False, seed=seed)
+    _table([("base", _letters(LONG), score(base, tokenizer, long_test)),
+            (f"fine-tuned ({_since(stage_start)})", _letters(LONG), score(tuned, tokenizer, long_test)),
+            ("fine-tuned", _letters(SHORT), score(tuned, tokenizer, short_test))])
     frozen_same = torch.equal(tuned.token_embedding.weight, load(path("base"))[0].token_embedding.weight)
     _say(f"   frozen embedding unchanged: {frozen_same}")
-    _say(f"   tuned on long strings:  {_scores(tuned, tokenizer, long_test)}")
-    _say(f"   tuned on short strings: {_scores(tuned, tokenizer, short_test)}")
+    _say(f"   examples: {examples(tuned, tokenizer, long_test)}")
 
-    _say(f"== 3. distil into a student (d_model {STUDENT_MODEL['d_model']}, 1+1 layers; "
-         f"T 4, alpha 0.7, beta 0.3, fused distillation loss)")
-    _say(f"   apt-fast distill --teacher tuned --student-config student.json --data-path long_train.jsonl "
-         f"--save-path student --epochs {size.distill_epochs} --batch-size {bs} --learning-rate 3e-3")
-    student, _, _ = distill(path("tuned"), long_train, student_config=path("student.json"), save_path=path("student"),
-                            epochs=size.distill_epochs, batch_size=bs, learning_rate=3e-3, tensorboard=False,
-                            seed=seed)
-    params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    _say(f"   student ({params(student):,} parameters vs the teacher's {params(tuned):,}) on long strings: "
-         f"{_scores(student, tokenizer, long_test)}")
+    _say(f"== 3. distil into a student (d_model {STUDENT_MODEL['d_model']}, d_ff {STUDENT_MODEL['d_ff']}; T 4, "
+         f"alpha 0.7, beta 0.3, fused distillation loss; {steps(size.finetune_samples, size.distill_epochs)} steps)")
+    _say(f"   apt-fast distill --teacher tuned --student-config student.json --data-path mixed_train.jsonl "
+         f"--save-path student --epochs {size.distill_epochs} --batch-size {bs} --learning-rate {size.distill_lr:g}")
+    stage_start = time.perf_counter()
+    fresh_student = build_student(tuned, None, STUDENT_MODEL, seed)  # distill's initial weights
+    student, _, _ = distill(path("tuned"), mixed_train, student_config=path("student.json"), save_path=path("student"),
+                            epochs=size.distill_epochs, batch_size=bs, learning_rate=size.distill_lr,
+                            tensorboard=False, seed=seed)
+    params = lambda m: f"{sum(p.numel() for p in m.parameters()) / 1e3:.0f}k params"  # noqa: E731
+    _table([(f"teacher ({params(tuned)})", _letters(LONG), score(tuned, tokenizer, long_test)),
+            (f"student untrained ({params(student)})", _letters(LONG), score(fresh_student, tokenizer, long_test)),
+            (f"student distilled ({_since(stage_start)})", _letters(LONG), score(student, tokenizer, long_test)),
+            ("student distilled", _letters(SHORT), score(student, tokenizer, short_test))])
+    _say(f"   examples: {examples(student, tokenizer, long_test)}")
 
     _say("== 4. apt_fast against --no-fast")
-    _speed(path("base"), long_train, workdir, size.timed_steps)
+    lines = speed.compare(path("base"), mixed_train, workdir, size.timed_steps, bs)
+    if size.benchmark_repeats:
+        lines += speed.benchmark_configuration(size.benchmark_repeats)
+    for line in lines:
+        _say(f"   {line}")
 
     _say("== 5. export the student")
     _export(path("student"), workdir)

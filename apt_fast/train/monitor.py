@@ -23,12 +23,14 @@ def _summary_writer(log_dir: str):
 
 
 class Monitor:
-    """Only the main process shows a bar and writes events; ``enabled=False`` makes every call a no-op."""
+    """Only the main process shows a bar and writes events; ``enabled=False`` makes every call a no-op;
+    ``progress_bar=False`` hides the bar only (log lines and events stay)."""
 
-    def __init__(self, *, total_steps: int, initial_step: int, desc: str, log_dir: str | None, enabled: bool):
+    def __init__(self, *, total_steps: int, initial_step: int, desc: str, log_dir: str | None, enabled: bool,
+                 progress_bar: bool = True):
         self.enabled = enabled
         self.bar = tqdm(total=total_steps, initial=initial_step, desc=desc, unit="step", dynamic_ncols=True,
-                        disable=not enabled)
+                        disable=not (enabled and progress_bar))
         self.writer = _summary_writer(log_dir) if enabled and log_dir else None
         self._window_start = time.perf_counter()
         self._window_tokens = 0

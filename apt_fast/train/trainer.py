@@ -81,6 +81,7 @@ class Trainer:
 
     ``callbacks`` are called as ``callback(trainer, state, loss)`` after every optimizer step; one may
     call :meth:`request_stop`, which behaves as Ctrl-C (checkpoint, then :class:`TrainingInterrupted`).
+    ``progress_bar=False`` hides the tqdm bar (benchmarks, tests).
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class Trainer:
         desc: str = "train",
         callbacks: Sequence[Callable] = (),
         run_info: dict | None = None,
+        progress_bar: bool = True,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -109,6 +111,7 @@ class Trainer:
         self.desc = desc
         self.callbacks = list(callbacks)
         self.run_info = dict(run_info or {})
+        self.progress_bar = progress_bar
         self._interrupt = InterruptFlag()
         self._stop_requested = False
 
@@ -246,7 +249,8 @@ class Trainer:
             torch.manual_seed(config.seed)
         pad, bos, eos = special_ids(self.model, self.tokenizer)
         monitor = Monitor(total_steps=total, initial_step=state.step, desc=self.desc, enabled=runtime.is_main,
-                          log_dir=tensorboard_dir(self.store.save_path) if config.tensorboard else None)
+                          log_dir=tensorboard_dir(self.store.save_path) if config.tensorboard else None,
+                          progress_bar=self.progress_bar)
         try:
             with self._interrupt:
                 self._loop(state, optimizer, scheduler, params, monitor, total, (pad, bos, eos))
