@@ -1,10 +1,10 @@
 """The demo's task, sorting the letters of a word ("fdbad" -> "abddf"), and how a model is scored on it.
 
 Why sorting: APT's attention is deliberately cool (its logits are about 0.2x the raw scores), so tasks
-that need sharp positional attention learn slowly: a 1+1-layer model reverses or copies 2-4-letter words
-with 0-70% exact match after 400-600 steps, depending on the seed. Sorting needs only which letters the
-word holds (a soft average over the source does) and what the decoder has written so far; measured on
-this model, it goes from 0% to 98-100% exact match in 600 steps.
+that need sharp positional attention learn slowly. Measured with the demo's model and settings (d_model
+128, 1+1 layers, 600 steps of 32 at learning rate 2e-3, words of 2-6 letters, 200 held-out words): exact
+match 49.5% for reversal, 64.5% for copying, 98-100% for sorting, which needs only which letters the word
+holds (a soft average over the source does) and what the decoder has written so far.
 """
 
 from __future__ import annotations
