@@ -140,10 +140,17 @@ struct BiasGradTarget {
   }
 };
 
-// dst rows [i0, i0 + rows) x [j0, j0 + cols) of a [T, S] slice with row stride ld_dst <- the tile.
+// dst rows [i0, i0 + rows) x [j0, j0 + cols) of a [T, S] slice with row stride ld_dst <- the tile; aligned
+// whole vectors bypass the cache (the output is not read again here). Vec::fence() before others read it.
 inline void store_tile(const float* tile, int ld, int rows, int cols, float* dst, int64_t i0, int64_t j0,
                        int64_t ld_dst) {
-  for (int r = 0; r < rows; ++r) std::copy(tile + r * ld, tile + r * ld + cols, dst + (i0 + r) * ld_dst + j0);
+  for (int r = 0; r < rows; ++r) {
+    float* out = dst + (i0 + r) * ld_dst + j0;
+    int c = 0;
+    if (reinterpret_cast<uintptr_t>(out) % sizeof(Vec) == 0)
+      for (; c + Vec::size <= cols; c += Vec::size) Vec::load(tile + r * ld + c).stream(out + c);
+    std::copy(tile + r * ld + c, tile + r * ld + cols, out + c);
+  }
 }
 
 template <class Mod>
@@ -242,6 +249,7 @@ void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const 
           std::copy(dv_acc.data() + c * dim, dv_acc.data() + (c + 1) * dim, io.dv.at(b, h, j0 + c));
         }
       }
+      if (overwrite) Vec::fence();
       for (int64_t i = 0; i < T; ++i) scale_copy(1, dim, io.dq.at(b, h, i), dim, io.scale, io.dq.at(b, h, i), dim);
       if (shared) {
         std::lock_guard<std::mutex> lock(bias_mutex);

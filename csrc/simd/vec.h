@@ -5,6 +5,7 @@
 // Vec interface: Vec::size lanes of float;
 //   load(const float*), load(const uint16_t* bf16), load_partial(p, n, fill), broadcast(x);
 //   store(float*), store(uint16_t* bf16, round to nearest even), store_partial(p, n);
+//   stream(float*) (non-temporal, p aligned to the vector size; fence() before another thread reads);
 //   + - * /, fmadd(a, b, c) = a*b+c, max, min, select(mask, a, b), a < b, a == b, a > b;
 //   reduce_add(), reduce_max(); iota() = lanes 0, 1, ...; pow2n(n) = 2^n for integral n; frexp(x, &exponent) -> mantissa in [0.5, 1).
 #pragma once

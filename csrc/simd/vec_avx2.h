@@ -29,6 +29,8 @@ struct Vec {
     return select(iota() < Vec(static_cast<float>(n)), load(buffer), Vec(fill));
   }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
+  void stream(float* p) const { _mm256_stream_ps(p, v); }  // p 32-byte aligned; fence() before others read
+  static void fence() { _mm_sfence(); }
   void store(uint16_t* p) const {
     // Round to nearest even on the upper 16 bits; NaN stays NaN (quiet bit set).
     __m256i bits = _mm256_castps_si256(v);

@@ -32,6 +32,8 @@ struct Vec {
     return _mm512_mask_blend_ps(tail_mask(n), _mm512_set1_ps(fill), x);
   }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
+  void stream(float* p) const { _mm512_stream_ps(p, v); }  // p 64-byte aligned; fence() before others read
+  static void fence() { _mm_sfence(); }
   void store(uint16_t* p) const {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), (__m256i)_mm512_cvtneps_pbh(v));
   }

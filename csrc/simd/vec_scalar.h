@@ -47,6 +47,8 @@ struct Vec {
     return r;
   }
   void store(float* p) const { store_partial(p, size); }
+  void stream(float* p) const { store(p); }
+  static void fence() {}
   void store(uint16_t* p) const { store_partial(p, size); }
   void store_partial(float* p, int n) const {
     for (int i = 0; i < n; ++i) p[i] = v[i];
