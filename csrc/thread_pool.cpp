@@ -22,19 +22,21 @@ class ThreadPool {
     return *pool;
   }
 
-  // Calls task(i) once for each i in [0, num_tasks), on the calling thread and up to num_tasks - 1 workers.
-  void run(int num_tasks, const std::function<void(int)>& task) {
+  // Calls task(i) once for each i in [0, num_tasks), on the calling thread and up to num_threads - 1 workers.
+  void run(int num_tasks, int num_threads, const std::function<void(int)>& task) {
     std::lock_guard<std::mutex> caller_lock(caller_mutex_);
     uint64_t generation;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      while (static_cast<int>(workers_.size()) < num_tasks - 1) {
+      while (static_cast<int>(workers_.size()) < num_threads - 1) {
+        const int index = static_cast<int>(workers_.size()) + 1;
         uint64_t current = generation_;  // the new worker waits for the job announced below
-        workers_.emplace_back([this, current] { worker_loop(current); });
+        workers_.emplace_back([this, index, current] { worker_loop(index, current); });
       }
       generation = ++generation_;
       task_ = &task;
       num_tasks_ = num_tasks;
+      num_threads_ = num_threads;
       done_.store(0);
       claim_.store(generation << kIndexBits);
     }
@@ -64,7 +66,7 @@ class ThreadPool {
     }
   }
 
-  void worker_loop(uint64_t seen) {
+  void worker_loop(int index, uint64_t seen) {
     for (;;) {
       const std::function<void(int)>* task = nullptr;
       int num_tasks = 0;
@@ -72,6 +74,7 @@ class ThreadPool {
         std::unique_lock<std::mutex> lock(mutex_);
         start_.wait(lock, [&] { return generation_ != seen; });
         seen = generation_;
+        if (index >= num_threads_) continue;  // this job wants fewer threads
         task = task_;
         num_tasks = num_tasks_;
       }
@@ -85,7 +88,7 @@ class ThreadPool {
   std::condition_variable finished_;
   std::vector<std::thread> workers_;
   const std::function<void(int)>* task_ = nullptr;  // valid while a task of generation_ is unclaimed or running
-  int num_tasks_ = 0;
+  int num_tasks_ = 0, num_threads_ = 0;
   uint64_t generation_ = 0;
   std::atomic<uint64_t> claim_{0};  // generation << kIndexBits | next task index
   std::atomic<int> done_{0};
@@ -95,16 +98,16 @@ class ThreadPool {
 
 void parallel_for(int64_t n, int num_threads, const std::function<void(int64_t, int64_t)>& body) {
   if (n <= 0) return;
-  int tasks = static_cast<int>(std::min<int64_t>(std::max(num_threads, 1), n));
-  if (tasks == 1) {
+  const int threads = static_cast<int>(std::min<int64_t>(std::max(num_threads, 1), n));
+  if (threads == 1) {
     body(0, n);
     return;
   }
-  int64_t chunk = (n + tasks - 1) / tasks;
-  ThreadPool::instance().run(tasks, [&](int i) {
-    int64_t begin = i * chunk;
-    int64_t end = std::min(n, begin + chunk);
-    if (begin < end) body(begin, end);
+  // A few ranges per thread, claimed in turn, so that a worker that wakes late still takes a share.
+  constexpr int64_t kRangesPerThread = 4;
+  const int64_t ranges = std::min<int64_t>(n, threads * kRangesPerThread), size = (n + ranges - 1) / ranges;
+  ThreadPool::instance().run(static_cast<int>((n + size - 1) / size), threads, [&](int i) {
+    body(i * size, std::min(n, (i + 1) * size));
   });
 }
 
@@ -113,16 +116,13 @@ void parallel_for_chunks(int64_t n, int64_t grain, int num_threads,
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   const int64_t chunks = (n + grain - 1) / grain;
-  const int tasks = static_cast<int>(std::min<int64_t>(std::max(num_threads, 1), chunks));
-  if (tasks == 1) {
+  const int threads = static_cast<int>(std::min<int64_t>(std::max(num_threads, 1), chunks));
+  if (threads == 1) {
     body(0, n);
     return;
   }
-  std::atomic<int64_t> next{0};
-  ThreadPool::instance().run(tasks, [&](int) {
-    for (int64_t chunk = next.fetch_add(1); chunk < chunks; chunk = next.fetch_add(1)) {
-      body(chunk * grain, std::min(n, (chunk + 1) * grain));
-    }
+  ThreadPool::instance().run(static_cast<int>(chunks), threads, [&](int chunk) {
+    body(chunk * grain, std::min(n, (chunk + 1) * grain));
   });
 }
 

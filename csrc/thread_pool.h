@@ -7,9 +7,10 @@
 
 namespace apt_fast {
 
-// Runs body(begin, end) over [0, n) split into at most num_threads contiguous ranges, in parallel. The
-// ranges are claimed by whichever threads are running: a worker the OS has not scheduled yet is not waited
-// for (the caller takes its range), so a busy shared machine costs time slices only to work actually split.
+// Runs body(begin, end) over [0, n) split into contiguous ranges (a few per thread), on up to num_threads
+// threads in parallel. The ranges are claimed by whichever threads are running: a worker the OS has not
+// scheduled yet is not waited for (the others take its ranges), so a busy shared machine costs no time
+// slices to synchronisation.
 void parallel_for(int64_t n, int num_threads, const std::function<void(int64_t, int64_t)>& body);
 
 // Runs body(begin, end) over [0, n) in chunks of `grain` (the last one shorter) that up to num_threads
