@@ -1,10 +1,12 @@
 """Peak resident memory of a call, from the kernel's high-water mark (Linux /proc).
 
 torch has no CPU allocation statistics, so the peak is read as VmHWM after resetting it through
-/proc/self/clear_refs. glibc is told (when this module is imported, before any case runs) to serve
-allocations above 64 KiB with mmap, so freed tensors return to the system at once, and free heap memory
-is trimmed before each measurement, so that a call cannot reuse pages that are already resident and
-the high-water mark measures what the call really held.
+/proc/self/clear_refs. glibc is told to serve allocations above 64 KiB with mmap, so freed tensors
+return to the system at once, and free heap memory is trimmed before each measurement, so that a call
+cannot reuse pages that are already resident and the high-water mark measures what the call really held.
+
+That malloc setting makes every large allocation page-fault, which would slow allocation-heavy code,
+so the benchmark harness measures peaks in a separate process (peak_probe.py) and times in its own.
 """
 
 from __future__ import annotations
@@ -24,9 +26,6 @@ def _libc():
         return None
     libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
     return libc
-
-
-_libc()
 
 
 def _status_kib(field: str) -> int:
