@@ -3,43 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file
 
-from apt_fast.models.apt import APTConfig, APTModel
 from apt_fast.models.apt.tokenization_char import ChineseCharTokenizer
-
-GOLDEN_DIR = Path(__file__).resolve().parents[1] / "data" / "golden" / "apt"
-CASES = json.loads((GOLDEN_DIR / "index.json").read_text())
-
-
-def _load_case(name: str, dtype=torch.float32):
-    data = load_file(GOLDEN_DIR / f"{name}.safetensors")
-    config = APTConfig(**CASES[name]["config"])
-    model = APTModel(config)
-    model.load_state_dict({k[len("weight."):]: v for k, v in data.items() if k.startswith("weight.")}, strict=True)
-    inputs = {"src_tokens": data["input.src_tokens"], "tgt_tokens": data["input.tgt_tokens"]}
-    if "input.src_key_padding_mask" in data:
-        inputs["src_key_padding_mask"] = data["input.src_key_padding_mask"]
-    return data, model.to(dtype), inputs
-
-
-def _train_grads(model, inputs):
-    """Upstream's golden procedure: train mode (dropout 0), unshifted CE on the logits, backward."""
-    model.train()
-    logits = model(**inputs)
-    loss = F.cross_entropy(logits.reshape(-1, model.config.vocab_size), inputs["tgt_tokens"].reshape(-1))
-    loss.backward()
-    return loss, {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-
+from golden import CASES, GOLDEN_DIR, load_case, train_grads
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_eval_logits(case):
-    data, model, inputs = _load_case(case)
+    data, model, inputs = load_case(case)
     with torch.no_grad():
         logits = model.eval()(**inputs)
     ref = data["expected.eval_logits"]
@@ -50,7 +23,7 @@ def test_eval_logits(case):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_greedy_generate(case):
-    data, model, inputs = _load_case(case)
+    data, model, inputs = load_case(case)
     generated = model.generate(inputs["src_tokens"], max_length=6, do_sample=False)
     assert torch.equal(generated, data["expected.greedy_generate"])
 
@@ -63,9 +36,9 @@ def test_train_loss_and_gradients(case):
     float32 result itself is off from float64 by ~1e-11 absolute. The allowance adds 4x that error,
     measured by running the same weights in float64.
     """
-    data, model, inputs = _load_case(case)
-    loss, grads = _train_grads(model, inputs)
-    _, grads64 = _train_grads(_load_case(case, torch.float64)[1], inputs)
+    data, model, inputs = load_case(case)
+    loss, grads = train_grads(model, inputs)
+    _, grads64 = train_grads(load_case(case, torch.float64)[1], inputs)
     assert abs(loss.item() - data["expected.train_loss"].item()) <= 1e-5 * abs(data["expected.train_loss"].item())
     expected = {k[len("grad."):]: v for k, v in data.items() if k.startswith("grad.")}
     assert set(grads) == set(expected), "the same parameters get gradients (sr_layernorm never does)"

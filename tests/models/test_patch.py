@@ -4,44 +4,17 @@ keys kept, idempotence, the report, and patched = unpatched numbers on the upstr
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 
 import apt_fast
 from apt_fast import _native
 from apt_fast.modules import FusedAPTAttention
+from golden import CASES, load_case, train_grads
 
 pytestmark = pytest.mark.skipif(not _native.is_available(), reason="apt_fast._C is not built")
-
-GOLDEN_DIR = Path(__file__).resolve().parent / "data" / "golden" / "apt"
-CASES = json.loads((GOLDEN_DIR / "index.json").read_text())
-
-
-def load_case(name: str, dtype=torch.float32):
-    from apt_fast.models.apt import APTConfig, APTModel
-
-    data = load_file(GOLDEN_DIR / f"{name}.safetensors")
-    model = APTModel(APTConfig(**CASES[name]["config"]))
-    model.load_state_dict({k[len("weight."):]: v for k, v in data.items() if k.startswith("weight.")}, strict=True)
-    inputs = {"src_tokens": data["input.src_tokens"], "tgt_tokens": data["input.tgt_tokens"]}
-    if "input.src_key_padding_mask" in data:
-        inputs["src_key_padding_mask"] = data["input.src_key_padding_mask"]
-    return data, model.to(dtype), inputs
-
-
-def train_grads(model, inputs):
-    model.train()
-    logits = model(**inputs)
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), inputs["tgt_tokens"].reshape(-1))
-    loss.backward()
-    return loss, {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_golden_eval_logits(case):
