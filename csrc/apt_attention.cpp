@@ -50,42 +50,26 @@ struct MaskRows {
   }
 };
 
+// In the backward, logits() also keeps the two clamp-pass factors of each element, so that grad() is
+// two multiplies: dF = dlogits [T19, T17 pass] and ds = 0.2 dF [T1 pass].
 struct AptMod {
-  static constexpr bool kNeedsRaw = true;
   const AptAttentionArgs* args;
+  bool backward = false;
   MaskRows rows_of{&args->masks};
   const float* f = nullptr;
   const float* m = nullptr;
-  mutable float tmp[kBlockN];
+  std::vector<float> pass_f, pass_s;  // [kBlockM, kBlockN] tiles (backward only)
+  float tmp[kBlockN];
 
   void begin(int64_t b, int64_t h) {
     const int64_t ts = args->io.dims.q_len * args->io.dims.kv_len;
     rows_of.begin(b, h, args->io.dims.kv_len);
     f = args->f + b * ts;
     m = args->m + b * ts;
+    if (backward && pass_f.empty()) pass_f.resize(kBlockM * kBlockN), pass_s.resize(kBlockM * kBlockN);
   }
 
-  void logits(int64_t i0, int64_t j0, int rows, int cols, float* s, int ld) const {
-    const int64_t S = args->io.dims.kv_len;
-    for (int r = 0; r < rows; ++r) {
-      const int64_t t = i0 + r;
-      const float* mrow = rows_of.mask ? rows_of.mask_row(t, j0, cols, tmp) : nullptr;
-      for (int c = 0; c < cols; c += Vec::size) {
-        const int n = std::min(Vec::size, cols - c);
-        float* x = s + r * ld + c;
-        const Vec a = sanitize(rows_of.scores(load_n(x, n), j0, c, n, mrow));
-        const Vec fv = load_n(f + t * S + j0 + c, n), mv = load_n(m + t * S + j0 + c, n);
-        Vec o = Vec::min(Vec::max(fv + Vec(0.2f) * (a - mv), Vec(-15.0f)), Vec(15.0f));  // T17
-        if (mrow) o = o + load_n(mrow + c, n);                                                // T18
-        o = Vec::select(o == o, o, Vec(0.0f));                                                // T19
-        store_n(x, n, Vec::min(Vec::max(o, Vec(-30.0f)), Vec(30.0f)));
-      }
-    }
-  }
-
-  // dl (dlogits) -> ds; scratch <- dF (the gradient of the T17 clamp's input wrt F).
-  const float* grad(int64_t i0, int64_t j0, int rows, int cols, const float* raw, float* dl, float* scratch,
-                    int ld) const {
+  void logits(int64_t i0, int64_t j0, int rows, int cols, float* s, int ld) {
     const int64_t S = args->io.dims.kv_len;
     for (int r = 0; r < rows; ++r) {
       const int64_t t = i0 + r;
@@ -93,16 +77,31 @@ struct AptMod {
       for (int c = 0; c < cols; c += Vec::size) {
         const int n = std::min(Vec::size, cols - c);
         const int at = r * ld + c;
-        const Vec x = rows_of.scores(load_n(raw + at, n), j0, c, n, mrow);
+        const Vec x = rows_of.scores(load_n(s + at, n), j0, c, n, mrow);
         const Vec fv = load_n(f + t * S + j0 + c, n), mv = load_n(m + t * S + j0 + c, n);
         const Vec o_in = fv + Vec(0.2f) * (sanitize(x) - mv);
-        Vec o = Vec::min(Vec::max(o_in, Vec(-15.0f)), Vec(15.0f));
-        if (mrow) o = o + load_n(mrow + c, n);
-        const Vec g = pass_within(pass_within(load_n(dl + at, n), o, -30.0f, 30.0f), o_in, -15.0f, 15.0f);
-        store_n(scratch + at, n, g);
-        store_n(dl + at, n, pass_within(Vec(0.2f) * g, x, -15.0f, 15.0f));
+        Vec o = clamp(o_in, -15.0f, 15.0f);        // T17
+        if (mrow) o = o + load_n(mrow + c, n);     // T18
+        o = Vec::select(o == o, o, Vec(0.0f));     // T19
+        store_n(s + at, n, clamp(o, -30.0f, 30.0f));
+        if (backward) {
+          store_n(pass_f.data() + at, n, pass_within(pass_within(Vec(1.0f), o, -30.0f, 30.0f), o_in, -15.0f, 15.0f));
+          store_n(pass_s.data() + at, n, pass_within(Vec(0.2f), x, -15.0f, 15.0f));
+        }
       }
     }
+  }
+
+  // dl (dlogits) -> ds; scratch <- dF.
+  const float* grad(int rows, int cols, float* dl, float* scratch, int ld) const {
+    for (int r = 0; r < rows; ++r)
+      for (int c = 0; c < cols; c += Vec::size) {
+        const int n = std::min(Vec::size, cols - c);
+        const int at = r * ld + c;
+        const Vec g = load_n(dl + at, n) * load_n(pass_f.data() + at, n);
+        store_n(scratch + at, n, g);
+        store_n(dl + at, n, g * load_n(pass_s.data() + at, n));
+      }
     return scratch;
   }
 };
@@ -119,7 +118,7 @@ void apt_attention_bwd(const AptAttentionArgs& args) {
   const AttentionDims& d = args.io.dims;
   BiasGradTarget target;
   target.grad = Broadcast4<float>{args.grad_f, d.q_len * d.kv_len, 0, d.kv_len, 1};
-  flash_backward(args.io, false, AptMod{&args}, target);
+  flash_backward(args.io, false, AptMod{&args, true}, target);
 }
 
 // Parallel over (b, T-blocks); each key tile sums the sanitised scores of every head.

@@ -17,7 +17,7 @@
 #include "apt_stats_rows.h"
 #include "apt_stats_scalars.h"
 #include "attention_tiles.h"
-#include "thread_pool.h"
+#include "parallel_for.h"
 
 namespace apt_fast {
 namespace APT_SIMD_NS {

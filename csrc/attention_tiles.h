@@ -25,39 +25,51 @@ inline void store_n(float* p, int n, Vec v) {
   if (n == Vec::size) v.store(p); else v.store_partial(p, n);
 }
 
+// Loads the v-th of NV vectors of a row: the last one holds `tail` valid lanes when kPartial.
+template <int NV, bool kPartial>
+inline Vec load_lane_block(const float* p, int v, int tail) {
+  return kPartial && v == NV - 1 ? Vec::load_partial(p, tail, 0.0f) : Vec::load(p);
+}
+
+template <int NV, bool kPartial>
+inline void store_lane_block(float* p, int v, int tail, Vec x) {
+  if (kPartial && v == NV - 1) x.store_partial(p, tail); else x.store(p);
+}
+
 // C[R, NV vectors] (+)= A[R, k] . B[k, NV vectors]; A[r, p] = a[r * a_rs + p * a_cs] (so a transposed A
-// costs nothing); `tail` = valid lanes of the last vector.
-template <int R, int NV>
+// costs nothing); with kPartial the last vector has `tail` valid lanes. kPartial is a template argument
+// so that the k loop has no branch: with one, the compiler keeps the accumulators in memory.
+template <int R, int NV, bool kPartial>
 inline void gemm_micro(int k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb, float* c,
                        int64_t ldc, int tail, bool accumulate) {
   Vec acc[R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v)
-      acc[r][v] = accumulate ? load_n(c + r * ldc + v * Vec::size, v == NV - 1 ? tail : Vec::size) : Vec(0.0f);
+      acc[r][v] = accumulate ? load_lane_block<NV, kPartial>(c + r * ldc + v * Vec::size, v, tail) : Vec(0.0f);
   for (int p = 0; p < k; ++p) {
     Vec bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = load_n(b + p * ldb + v * Vec::size, v == NV - 1 ? tail : Vec::size);
+    for (int v = 0; v < NV; ++v) bv[v] = load_lane_block<NV, kPartial>(b + p * ldb + v * Vec::size, v, tail);
     for (int r = 0; r < R; ++r) {
       const Vec av(a[r * a_rs + p * a_cs]);
       for (int v = 0; v < NV; ++v) acc[r][v] = Vec::fmadd(av, bv[v], acc[r][v]);
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) store_n(c + r * ldc + v * Vec::size, v == NV - 1 ? tail : Vec::size, acc[r][v]);
+    for (int v = 0; v < NV; ++v) store_lane_block<NV, kPartial>(c + r * ldc + v * Vec::size, v, tail, acc[r][v]);
 }
 
-template <int NV>
+template <int NV, bool kPartial>
 inline void gemm_rows(int m, int k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb, float* c,
                       int64_t ldc, int tail, bool accumulate) {
   int i = 0;
   for (; i + kGemmRows <= m; i += kGemmRows)
-    gemm_micro<kGemmRows, NV>(k, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, tail, accumulate);
+    gemm_micro<kGemmRows, NV, kPartial>(k, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, tail, accumulate);
   const float* ar = a + i * a_rs;
   float* cr = c + i * ldc;
   switch (m - i) {
-    case 3: gemm_micro<3, NV>(k, ar, a_rs, a_cs, b, ldb, cr, ldc, tail, accumulate); break;
-    case 2: gemm_micro<2, NV>(k, ar, a_rs, a_cs, b, ldb, cr, ldc, tail, accumulate); break;
-    case 1: gemm_micro<1, NV>(k, ar, a_rs, a_cs, b, ldb, cr, ldc, tail, accumulate); break;
+    case 3: gemm_micro<3, NV, kPartial>(k, ar, a_rs, a_cs, b, ldb, cr, ldc, tail, accumulate); break;
+    case 2: gemm_micro<2, NV, kPartial>(k, ar, a_rs, a_cs, b, ldb, cr, ldc, tail, accumulate); break;
+    case 1: gemm_micro<1, NV, kPartial>(k, ar, a_rs, a_cs, b, ldb, cr, ldc, tail, accumulate); break;
     default: break;
   }
 }
@@ -69,9 +81,10 @@ inline void gemm_strided(int m, int n, int k, const float* a, int64_t a_rs, int6
   constexpr int chunk = kGemmVecs * Vec::size;
   int j = 0;
   for (; j + chunk <= n; j += chunk)
-    gemm_rows<kGemmVecs>(m, k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, Vec::size, accumulate);
-  for (; j < n; j += Vec::size)
-    gemm_rows<1>(m, k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, std::min(Vec::size, n - j), accumulate);
+    gemm_rows<kGemmVecs, false>(m, k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, Vec::size, accumulate);
+  for (; j + Vec::size <= n; j += Vec::size)
+    gemm_rows<1, false>(m, k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, Vec::size, accumulate);
+  if (j < n) gemm_rows<1, true>(m, k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, n - j, accumulate);
 }
 
 // C = A . B with A row-major [m, k] (leading dim lda).

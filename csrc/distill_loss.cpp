@@ -13,7 +13,7 @@
 
 #include "distill_loss.h"
 #include "simd/vec.h"
-#include "thread_pool.h"
+#include "parallel_for.h"
 
 namespace apt_fast {
 namespace APT_SIMD_NS {

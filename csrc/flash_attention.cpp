@@ -11,7 +11,6 @@ namespace {
 
 // logits = scores + bias; -inf where the mask is zero. d(bias) = d(logits) = d(scores).
 struct BiasMaskMod {
-  static constexpr bool kNeedsRaw = false;
   const FlashAttentionArgs* args;
   const float* bias = nullptr;
   const uint8_t* mask = nullptr;
@@ -21,7 +20,7 @@ struct BiasMaskMod {
     mask = args->mask.data ? args->mask.at(b, h, 0) : nullptr;
   }
 
-  void logits(int64_t i0, int64_t j0, int rows, int cols, float* s, int ld) const {
+  void logits(int64_t i0, int64_t j0, int rows, int cols, float* s, int ld) {
     const int64_t bs = args->bias.stride_s, ms = args->mask.stride_s;
     for (int r = 0; r < rows; ++r) {
       float* row = s + r * ld;
@@ -45,7 +44,7 @@ struct BiasMaskMod {
     }
   }
 
-  const float* grad(int64_t, int64_t, int, int, const float*, float* dl, float*, int) const { return dl; }
+  const float* grad(int, int, float* dl, float*, int) const { return dl; }
 };
 
 }  // namespace

@@ -3,12 +3,12 @@
 // into logits and, backward, maps dlogits to dscores plus a bias gradient:
 //
 //   struct Mod {
-//     static constexpr bool kNeedsRaw;          // grad() needs the raw score tile
 //     void begin(int64_t b, int64_t h);         // select the (b, h) slice
-//     void logits(int64_t i0, int64_t j0, int rows, int cols, float* s, int ld) const;   // in place
-//     // dl: dlogits in, dscores out; returns the tile holding d(bias) (may be dl itself), or nullptr.
-//     const float* grad(int64_t i0, int64_t j0, int rows, int cols, const float* raw, float* dl, float* scratch,
-//                       int ld) const;
+//     // In place; in the backward it may keep what grad() needs about this tile.
+//     void logits(int64_t i0, int64_t j0, int rows, int cols, float* s, int ld);
+//     // dl: dlogits of the tile last passed to logits() in, dscores out; returns the tile holding
+//     // d(bias) (may be dl itself), or nullptr.
+//     const float* grad(int rows, int cols, float* dl, float* scratch, int ld) const;
 //   };
 //
 // Forward: parallel over (B*H, T-blocks); per block, K is streamed in tiles of kBlockN keys, the
@@ -25,7 +25,7 @@
 #include "attention_args.h"
 #include "attention_tiles.h"
 #include "memory_hints.h"
-#include "thread_pool.h"
+#include "parallel_for.h"
 
 namespace apt_fast {
 namespace APT_SIMD_NS {
@@ -170,7 +170,7 @@ void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const 
     Mod mod = proto;
     const int64_t T = d.q_len, S = d.kv_len;
     std::vector<float> qs(T * dim), delta(T), kt(dim * kBlockN), vt(dim * kBlockN), s(kBlockM * kBlockN),
-        raw(Mod::kNeedsRaw ? kBlockM * kBlockN : 0), dp(kBlockM * kBlockN), pz(drop.active() ? kBlockM * kBlockN : 0),
+        dp(kBlockM * kBlockN), pz(drop.active() ? kBlockM * kBlockN : 0),
         scratch(kBlockM * kBlockN), dk_acc(kBlockN * dim), dv_acc(kBlockN * dim),
         local_bias(shared ? bias_grad.slice_size(d) : 0);
     const int64_t local_t = bias_grad.grad.stride_t ? (bias_grad.grad.stride_s ? S : 1) : 0;
@@ -202,7 +202,6 @@ void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const 
         for (int64_t i0 = causal ? j0 / kBlockM * kBlockM : 0; i0 < T; i0 += kBlockM) {
           const int rows = static_cast<int>(std::min<int64_t>(kBlockM, T - i0));
           gemm(rows, cols, dim, qs.data() + i0 * dim, dim, kt.data(), kBlockN, s.data(), kBlockN, false);
-          if (Mod::kNeedsRaw) std::copy(s.begin(), s.end(), raw.begin());
           mod.logits(i0, j0, rows, cols, s.data(), kBlockN);
           if (causal && j0 + cols > i0 + 1) mask_causal(i0, j0, rows, cols, s.data(), kBlockN);
           for (int r = 0; r < rows; ++r) {  // s <- P = exp(logits - lse)
@@ -234,7 +233,7 @@ void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const 
               store_n(dpr + c, n, load_n(pr + c, n) * (load_n(dpr + c, n) - dr));
             }
           }
-          const float* dbias = mod.grad(i0, j0, rows, cols, raw.data(), dp.data(), scratch.data(), kBlockN);
+          const float* dbias = mod.grad(rows, cols, dp.data(), scratch.data(), kBlockN);
           if (bias_slice != nullptr && dbias != nullptr) {
             if (overwrite) store_tile(dbias, kBlockN, rows, cols, bias_slice, i0, j0, bias_st);
             else accumulate_tile(dbias, kBlockN, rows, cols, bias_slice, i0, j0, bias_st, bias_grad.grad.stride_s ? 1 : 0);

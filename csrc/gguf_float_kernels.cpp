@@ -8,7 +8,7 @@
 
 #include "gguf_quant.h"
 #include "simd/vec.h"
-#include "thread_pool.h"
+#include "parallel_for.h"
 
 #if APT_SIMD_LEVEL >= 1
 #include <immintrin.h>

@@ -16,7 +16,7 @@
 #include <cstring>
 
 #include "gguf_quant_simd.h"
-#include "thread_pool.h"
+#include "parallel_for.h"
 
 namespace apt_fast {
 namespace APT_SIMD_NS {

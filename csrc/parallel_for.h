@@ -1,5 +1,5 @@
-// A small persistent thread pool. Workers sleep on a condition variable between jobs, so they do not
-// spin against torch's own OpenMP threads; the caller passes torch.get_num_threads() as num_threads.
+// Parallel loops for the kernels, on torch's OpenMP thread team (see parallel_for.cpp); the caller passes
+// torch.get_num_threads() as num_threads.
 #pragma once
 
 #include <cstdint>
