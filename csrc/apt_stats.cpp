@@ -185,6 +185,40 @@ struct SegmentSums {
   explicit SegmentSums(int64_t segments) : g0(segments, 0.0), g1(segments, 0.0) {}
 };
 
+// Adds vectors of (segment, g, X) to SegmentSums: a run of vectors whose lanes all share one segment (the
+// usual case: X varies little) is summed in vector registers and flushed once; mixed vectors go lane by lane.
+class SegmentRun {
+ public:
+  explicit SegmentRun(SegmentSums& sums) : sums_(sums) {}
+  ~SegmentRun() { flush(); }
+
+  void add(Vec segment, Vec g, Vec x) {
+    const float top = segment.reduce_max(), bottom = -(Vec(0.0f) - segment).reduce_max();
+    if (top == bottom) {
+      if (static_cast<int>(top) != current_) flush(), current_ = static_cast<int>(top);
+      g0_ = g0_ + g, g1_ = g1_ + g * x;
+      return;
+    }
+    flush();
+    float s[Vec::size], gs[Vec::size], xs[Vec::size];
+    segment.store(s), g.store(gs), x.store(xs);
+    for (int i = 0; i < Vec::size; ++i) {
+      const int k = static_cast<int>(s[i]);
+      sums_.g0[k] += gs[i], sums_.g1[k] += static_cast<double>(gs[i]) * xs[i];
+    }
+  }
+
+ private:
+  void flush() {
+    if (current_ >= 0) sums_.g0[current_] += g0_.reduce_add(), sums_.g1[current_] += g1_.reduce_add();
+    g0_ = Vec(0.0f), g1_ = Vec(0.0f), current_ = -1;
+  }
+
+  SegmentSums& sums_;
+  int current_ = -1;
+  Vec g0_{0.0f}, g1_{0.0f};
+};
+
 // Backward step (3) for one row: dM, and the sr-MLP's per-segment sums.
 void grad_row(const AptStatsArgs& a, const SrMlpTable& table, const StatsGradCoefs& k, int64_t row, StatsRow& w,
               std::vector<float>& dphi, SegmentSums& seg) {
@@ -235,18 +269,20 @@ void grad_row(const AptStatsArgs& a, const SrMlpTable& table, const StatsGradCoe
     const Vec dz = pass_within(p * (load_n(dphi.data() + c, q) - s1v), mv, -10.0f, 10.0f);
     store_n(dm + c, q, load_n(dm + c, q) + dz);
   }
-  for (int c = 0; c < n; ++c) {  // T3-T6 through the sr-MLP, and max|M| (T11)
-    const float tau_pre = w.tau_pre[c], pw = w.pw[c];
-    const bool passes = w.keep[c] != 0.0f && tau_pre >= 0.5f && tau_pre <= 1.5f && pw >= -5.0f && pw <= 5.0f;
-    const float dpw = passes ? w.gate[c] * 2.5f : 0.0f;
-    float d = 0.0f;
-    if (dpw != 0.0f) {
-      const int s = w.segment[c];
-      seg.g0[s] += dpw, seg.g1[s] += static_cast<double>(dpw) * w.x[c];
-      if (m[c] >= -8.0f && m[c] <= 8.0f) d = dpw * table.slope(s) * a.scale;
+  SegmentRun run(seg);
+  for (int c = 0; c < n; c += Vec::size) {  // T3-T6 through the sr-MLP, and max|M| (T11)
+    const int q = std::min(Vec::size, n - c);
+    const Vec mv = load_n(m + c, q), segment = load_n(w.segment.data() + c, q);
+    Vec dpw = Vec::select(load_n(w.keep.data() + c, q) == Vec(0.0f), Vec(0.0f), load_n(w.gate.data() + c, q) * Vec(2.5f));
+    dpw = pass_within(pass_within(dpw, load_n(w.tau_pre.data() + c, q), 0.5f, 1.5f), load_n(w.pw.data() + c, q), -5.0f, 5.0f);
+    if (q < Vec::size) dpw = Vec::select(Vec::iota() < Vec(static_cast<float>(q)), dpw, Vec(0.0f));
+    run.add(segment, dpw, load_n(w.x.data() + c, q));
+    Vec d = pass_within(dpw * Vec::gather(table.slopes(), segment) * Vec(a.scale), mv, -8.0f, 8.0f);
+    if (k.d_max_abs != 0.0f) {
+      const Vec sign = Vec::select(mv > Vec(0.0f), Vec(k.d_max_abs), Vec::select(mv < Vec(0.0f), Vec(-k.d_max_abs), Vec(0.0f)));
+      d = d + Vec::select(Vec::max(mv, Vec(0.0f) - mv) == Vec(k.max_abs), sign, Vec(0.0f));
     }
-    if (k.d_max_abs != 0.0f && std::abs(m[c]) == k.max_abs) d += m[c] > 0 ? k.d_max_abs : (m[c] < 0 ? -k.d_max_abs : 0.0f);
-    dm[c] += d;
+    store_n(dm + c, q, load_n(dm + c, q) + d);
   }
 }
 

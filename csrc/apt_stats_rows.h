@@ -37,7 +37,7 @@ inline float dot(const float* x, const float* y, int n) {
 struct StatsRow {
   std::vector<float> p, entropy, fm, gate;  // P, E, Fm, G = sigmoid(τ)
   std::vector<float> x, pw, tau_pre, keep;  // X, pw(X), 1 + 2.5 clamp(pw, ±5), 0 where the mask forces τ = 1
-  std::vector<int> segment;                 // sr-MLP segment of X
+  std::vector<float> segment;               // sr-MLP segment of X (integral)
 
   explicit StatsRow(int64_t n)
       : p(n), entropy(n), fm(n), gate(n), x(n), pw(n), tau_pre(n), keep(n), segment(n) {}
@@ -51,11 +51,7 @@ struct StatsRow {
       store_n(x.data() + c, w, clamp(mv, -8.0f, 8.0f) * Vec(scale));
       store_n(p.data() + c, w, clamp(mv, -10.0f, 10.0f));
     }
-    for (int c = 0; c < n; ++c) {  // T4: the sr-MLP, one segment lookup per element
-      const int s = table.segment(x[c]);
-      segment[c] = s;
-      pw[c] = table.value(x[c], s);
-    }
+    sr_mlp(table, n);  // T4
     for (int c = 0; c < n; c += Vec::size) {  // T5 before the mask; keep = 0 where mask[b, 0] != 0
       const int w = std::min(Vec::size, n - c);
       store_n(tau_pre.data() + c, w, Vec(1.0f) + Vec(0.05f) * (Vec(50.0f) * clamp(load_n(pw.data() + c, w), -5.0f, 5.0f)));
@@ -82,6 +78,29 @@ struct StatsRow {
       store_n(gate.data() + c, w, Vec(1.0f) / (Vec(1.0f) + exp(Vec(0.0f) - tau)));  // T6
     }
     softmax_in_place(fm.data(), n);
+  }
+
+ private:
+  // segment and pw = the sr-MLP of X: a gather from the bin table, a scalar walk for the lanes whose bin
+  // holds a knot, then gathers of the segment's slope and intercept.
+  void sr_mlp(const SrMlpTable& table, int n) {
+    const Vec low(table.bin_low()), inv_width(table.inv_bin_width()), top(SrMlpTable::kBins - 1.0f);
+    for (int c = 0; c < n; c += Vec::size) {
+      const int w = std::min(Vec::size, n - c);
+      const Vec xv = load_n(x.data() + c, w);
+      const Vec bin = Vec::min(Vec::max((xv - low) * inv_width, Vec(0.0f)), top);  // NaN -> bin 0 (max)
+      Vec s = Vec::gather(table.bin_segments(), bin);
+      if (Vec::any(s < Vec(0.0f))) {
+        float lanes[Vec::size];
+        s.store(lanes);
+        for (int i = 0; i < w; ++i)
+          if (lanes[i] < 0.0f) lanes[i] = static_cast<float>(table.walk(static_cast<int>(-1.0f - lanes[i]), x[c + i]));
+        s = Vec::load(lanes);
+      }
+      if (w < Vec::size) s = Vec::select(Vec::iota() < Vec(static_cast<float>(w)), s, Vec(0.0f));  // tail: segment 0
+      store_n(segment.data() + c, w, s);
+      store_n(pw.data() + c, w, Vec::gather(table.slopes(), s) * xv + Vec::gather(table.intercepts(), s));
+    }
   }
 };
 

@@ -68,6 +68,40 @@ inline void accumulate_tile(const float* tile, int ld, int rows, int cols, float
   }
 }
 
+// K^T tiles for the forward, whose tasks (one per query block) each sweep every key tile of their (b, h):
+// the whole K^T of the current (b, h) is kept when it is small (up to kWholeFloats), so the query blocks of
+// one (b, h) that a thread runs in turn transpose it once; otherwise each tile is transposed on demand.
+class TransposedKeys {
+ public:
+  static constexpr int64_t kWholeFloats = 256 * 1024;  // 1 MiB
+
+  TransposedKeys(const HeadTensor<const float>& k, int64_t kv_len, int dim)
+      : k_(k), kv_len_(kv_len), dim_(dim), whole_(kv_len * dim <= kWholeFloats),
+        buf_(whole_ ? kv_len * dim : int64_t{kBlockN} * dim) {}
+
+  // K^T for keys [j0, j0 + cols) of (b, h): dim rows with leading dimension ld().
+  const float* tile(int64_t b, int64_t h, int64_t j0, int cols) {
+    if (!whole_) {
+      transpose(cols, dim_, k_.at(b, h, j0), k_.stride_l, buf_.data(), kBlockN);
+      return buf_.data();
+    }
+    if (b != b_ || h != h_) {
+      transpose(static_cast<int>(kv_len_), dim_, k_.at(b, h, 0), k_.stride_l, buf_.data(), kv_len_);
+      b_ = b, h_ = h;
+    }
+    return buf_.data() + j0;
+  }
+  int64_t ld() const { return whole_ ? kv_len_ : kBlockN; }
+
+ private:
+  HeadTensor<const float> k_;
+  int64_t kv_len_;
+  int dim_;
+  bool whole_;
+  std::vector<float> buf_;
+  int64_t b_ = -1, h_ = -1;
+};
+
 template <class Mod>
 void flash_forward(const AttentionIO& io, bool causal, const Mod& proto) {
   const AttentionDims& d = io.dims;
@@ -76,7 +110,8 @@ void flash_forward(const AttentionIO& io, bool causal, const Mod& proto) {
   const DropoutMask drop = make_dropout(io);
   parallel_for(d.batch * d.heads * t_blocks, io.num_threads, [&](int64_t begin, int64_t end) {
     Mod mod = proto;
-    std::vector<float> qs(kBlockM * dim), kt(dim * kBlockN), s(kBlockM * kBlockN), acc(kBlockM * dim);
+    TransposedKeys keys(io.k, d.kv_len, dim);
+    std::vector<float> qs(kBlockM * dim), s(kBlockM * kBlockN), acc(kBlockM * dim);
     float row_m[kBlockM], row_l[kBlockM];
     for (int64_t task = begin; task < end; ++task) {
       const int64_t bh = task / t_blocks, b = bh / d.heads, h = bh % d.heads;
@@ -90,8 +125,7 @@ void flash_forward(const AttentionIO& io, bool causal, const Mod& proto) {
       const int64_t j_end = causal ? std::min(d.kv_len, i0 + rows) : d.kv_len;
       for (int64_t j0 = 0; j0 < j_end; j0 += kBlockN) {
         const int cols = static_cast<int>(std::min<int64_t>(kBlockN, j_end - j0));
-        transpose(cols, dim, io.k.at(b, h, j0), io.k.stride_l, kt.data(), kBlockN);
-        gemm(rows, cols, dim, qs.data(), dim, kt.data(), kBlockN, s.data(), kBlockN, false);
+        gemm(rows, cols, dim, qs.data(), dim, keys.tile(b, h, j0, cols), keys.ld(), s.data(), kBlockN, false);
         mod.logits(i0, j0, rows, cols, s.data(), kBlockN);
         if (causal && j0 + cols > i0 + 1) mask_causal(i0, j0, rows, cols, s.data(), kBlockN);
         for (int r = 0; r < rows; ++r) {

@@ -5,10 +5,10 @@
 // among equal values, the element of sorted position p is taken to be the (p - #smaller)-th occurrence
 // in x (a stable order; torch's own tie order is unspecified).
 //
-// Method: a histogram over bins that are monotone in the value (so every element of a lower bin is
-// smaller than every element of a higher one) locates the bin of each wanted sorted position; one more
-// pass gathers those few bins (values and flat indices, in flat order), and std::nth_element runs on
-// them only. Two streaming passes over x instead of a selection over all of it. Torch-free, SIMD-free.
+// Method: every element gets a bin that is monotone in the value (so every element of a lower bin is
+// smaller than every element of a higher one), in a branch-free loop the compiler vectorises; a
+// histogram of the bins locates the bin of each wanted sorted position; one more pass gathers those few
+// bins (values and flat indices, in flat order), and std::nth_element runs on them only. Torch-free.
 #pragma once
 
 #include <algorithm>
@@ -43,16 +43,20 @@ inline float lerp(float lo, float hi, float w) {
 }
 
 // Bins over [lo, hi] (the range of the finite values), monotone in the value; ±inf go to the end bins.
-struct Bins {
-  static constexpr int kCount = 4096;
-  float lo, hi, scale;
-  Bins(float lo_, float hi_) : lo(lo_), hi(hi_), scale(hi_ > lo_ ? (kCount - 1) / (hi_ - lo_) : 0.0f) {}
-  int of(float x) const {
-    if (!(x < hi)) return kCount - 1;  // x >= hi, +inf
-    if (!(x > lo)) return 0;           // x <= lo, -inf
-    return static_cast<int>(std::min((x - lo) * scale, kCount - 1.0f));
+// bin[i] for every x[i] (no NaN), without branches.
+constexpr int kBinCount = 4096;
+inline void bin_all(const float* x, int64_t n, float lo, float hi, uint16_t* bin) {
+  const float top = kBinCount - 1.0f;
+  if (!(hi > lo)) {  // one finite value: it (and -inf) in the first bin, +inf in the last
+    for (int64_t i = 0; i < n; ++i) bin[i] = x[i] > hi ? kBinCount - 1 : 0;
+    return;
   }
-};
+  const float scale = top / (hi - lo);
+  for (int64_t i = 0; i < n; ++i) {
+    const float t = (x[i] - lo) * scale;  // ±inf give ±inf, clamped into the end bins
+    bin[i] = static_cast<uint16_t>(std::min(std::max(t, 0.0f), top));
+  }
+}
 
 // Element of sorted position `position` among the gathered bins (values in flat order, with indices).
 struct Gathered {
@@ -82,10 +86,11 @@ inline void select_quantiles(const float* x, int64_t n, float q_low, float q_hig
   using namespace quantile_detail;
   const Rank ranks[2] = {rank_of(q_low, n), rank_of(q_high, n)};
   QuantilePick* picks[2] = {low, high};
-  const Bins bins(lo, hi);
-  std::vector<int64_t> count(Bins::kCount + 1, 0);
-  for (int64_t i = 0; i < n; ++i) ++count[bins.of(x[i]) + 1];
-  for (int b = 0; b < Bins::kCount; ++b) count[b + 1] += count[b];  // count[b] = elements in bins < b
+  std::vector<uint16_t> bin(n);
+  bin_all(x, n, lo, hi, bin.data());
+  std::vector<int64_t> count(kBinCount + 1, 0);
+  for (int64_t i = 0; i < n; ++i) ++count[bin[i] + 1];
+  for (int b = 0; b < kBinCount; ++b) count[b + 1] += count[b];  // count[b] = elements in bins < b
   const int64_t positions[4] = {ranks[0].lo, ranks[0].hi, ranks[1].lo, ranks[1].hi};
   std::vector<int> wanted;  // the distinct bins holding a wanted position
   int slot[4];
@@ -96,11 +101,11 @@ inline void select_quantiles(const float* x, int64_t n, float q_low, float q_hig
     if (found == wanted.end()) wanted.push_back(bin);
   }
   std::vector<Gathered> gathered(wanted.size());
-  for (size_t j = 0; j < wanted.size(); ++j) gathered[j].below = count[wanted[j]];
+  std::vector<int8_t> slot_of_bin(kBinCount, -1);
+  for (size_t j = 0; j < wanted.size(); ++j) gathered[j].below = count[wanted[j]], slot_of_bin[wanted[j]] = j;
   for (int64_t i = 0; i < n; ++i) {
-    const int bin = bins.of(x[i]);
-    for (size_t j = 0; j < wanted.size(); ++j)
-      if (bin == wanted[j]) gathered[j].values.push_back(x[i]), gathered[j].indices.push_back(i);
+    const int j = slot_of_bin[bin[i]];
+    if (j >= 0) gathered[j].values.push_back(x[i]), gathered[j].indices.push_back(i);
   }
   std::vector<float> work;
   for (int i = 0; i < 2; ++i) {

@@ -8,7 +8,8 @@
 // (z > 5). Backward needs per segment only G0 = Σ g and G1 = Σ g·X over the elements that fell in it:
 //   dw2_k = Σ_σ active (w1_k G1_σ + b1_k G0_σ) + 5 saturated G0_σ,  dw1_k = w2_k Σ_σ active G1_σ,
 //   db1_k = w2_k Σ_σ active G0_σ,  db2 = Σ_σ G0_σ.
-// Torch-free and SIMD-free; a segment lookup is a bin table over the range X can take plus a short walk.
+// Torch-free and SIMD-free (StatsRow evaluates it with Vec); a segment lookup is a bin table over the range
+// X can take plus a short walk.
 #pragma once
 
 #include <algorithm>
@@ -68,21 +69,24 @@ class SrMlpTable {
 
   int64_t segments() const { return static_cast<int64_t>(slope_.size()); }
 
-  // The segment of x: the number of knots <= x (NaN: segment 0). A bin without a knot near it holds
-  // its segment (>= 0); one with a knot holds -1 - (a segment at or below x's), then a short walk.
-  int segment(float x) const {
-    if (!(x == x)) return 0;
-    const float at = (x - lo_) * inv_width_;
-    int s = bin_segment_[static_cast<int>(std::min(std::max(at, 0.0f), static_cast<float>(kBins - 1)))];
-    if (s >= 0) return s;
-    s = -1 - s;
+  // Segment lookup (the segment of x is the number of knots <= x; NaN: segment 0): bin i of
+  // [-x_max, x_max] holds its segment (>= 0) when no knot is near it; one with a knot holds -1 - (a
+  // segment at or below x's), and walk() finishes. x outside the range or NaN falls in an end bin, which
+  // always walks.
+  static constexpr int kBins = 1024;
+  const float* bin_segments() const { return bin_segment_.data(); }  // [kBins], integral floats
+  float bin_low() const { return lo_; }
+  float inv_bin_width() const { return inv_width_; }
+  int walk(int start, float x) const {
     const int count = static_cast<int>(knots_.size());
-    while (s < count && knots_[s] <= x) ++s;
+    int s = start;
+    if (x == x)
+      while (s < count && knots_[s] <= x) ++s;
     return s;
   }
+  const float* slopes() const { return slope_.data(); }          // [segments()]
+  const float* intercepts() const { return intercept_.data(); }  // [segments()]
 
-  float value(float x, int s) const { return slope_[s] * x + intercept_[s]; }
-  float slope(int s) const { return slope_[s]; }
 
   // Gradients of w1, b1, w2 and b2 from the per-segment sums g0 = Σ g, g1 = Σ g·X ([segments()] each).
   void weight_grads(const double* g0, const double* g1, float* dw1, float* db1, float* dw2, float* db2) const {
@@ -103,9 +107,7 @@ class SrMlpTable {
   }
 
  private:
-  static constexpr int kBins = 1024;
-
-  // bin_segment_[i]: see segment(). Bins are widened by a margin when looking for knots, so that an x
+  // bin_segment_[i]: see bin_segments(). Bins are widened by a margin when looking for knots, so that an x
   // rounded into a neighbouring bin is still resolved exactly; X outside [-x_max, x_max] walks from 0.
   void build_bins(float x_max) {
     lo_ = -x_max;
@@ -117,14 +119,14 @@ class SrMlpTable {
       const auto first = std::lower_bound(knots_.begin(), knots_.end(), static_cast<float>(left));
       const bool clear = (first == knots_.end() || *first > right) && i > 0 && i < kBins - 1;
       const int below = static_cast<int>(first - knots_.begin());
-      bin_segment_[i] = clear ? below : -1 - (i == 0 ? 0 : below);
+      bin_segment_[i] = static_cast<float>(clear ? below : -1 - (i == 0 ? 0 : below));
     }
   }
 
   std::vector<double> w1_, b1_, w2_;
   std::vector<float> knots_, slope_, intercept_;
   std::vector<uint8_t> active_, saturated_;  // [segments, hidden]
-  std::vector<int> bin_segment_;
+  std::vector<float> bin_segment_;
   float lo_ = 0.0f, inv_width_ = 0.0f;
 };
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from . import memory
+from . import heap, memory
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,7 @@ def run_case(case: BenchCase, quick: bool = False, repeats: Optional[int] = None
     unavoidable = case.unavoidable_bytes(inputs)
     baseline_peak = _peak(case, "baseline", quick, prepare, unavoidable)
     candidate_peak = _peak(case, "candidate", quick, prepare, unavoidable)
+    heap.keep_freed_memory()  # for both sides' timings (heap.py says why)
     baseline = time_calls(case.baseline, prepare, repeats)
     if candidate_timer is not None:
         candidate = candidate_timer(case.candidate, prepare)

@@ -3,7 +3,8 @@
 torch has no CPU allocation statistics, so the peak is read as VmHWM after resetting it through
 /proc/self/clear_refs. glibc is told to serve allocations above 64 KiB with mmap, so freed tensors
 return to the system at once, and free heap memory is trimmed before each measurement, so that a call
-cannot reuse pages that are already resident and the high-water mark measures what the call really held.
+cannot reuse pages that are already resident and the high-water mark measures what the call really held
+(heap.py).
 
 That malloc setting makes every large allocation page-fault, which would slow allocation-heavy code,
 so the benchmark harness measures peaks in a separate process (peak_probe.py) and times in its own.
@@ -11,21 +12,9 @@ so the benchmark harness measures peaks in a separate process (peak_probe.py) an
 
 from __future__ import annotations
 
-import ctypes
-import functools
 from typing import Callable, Optional
 
-_M_MMAP_THRESHOLD = -3
-
-
-@functools.lru_cache(maxsize=None)
-def _libc():
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-    libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
-    return libc
+from . import heap
 
 
 def _status_kib(field: str) -> int:
@@ -50,9 +39,7 @@ def peak_bytes(fn: Callable[[], object]) -> Optional[int]:
     """Bytes of resident memory the call added at its peak (None where /proc cannot tell)."""
     if not supported():
         return None
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
+    heap.release_freed_memory_at_once()
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")
     before = _status_kib("VmRSS")

@@ -7,7 +7,8 @@
 //   store(float*), store(uint16_t* bf16, round to nearest even), store_partial(p, n);
 //   stream(float*) (non-temporal, p aligned to the vector size; fence() before another thread reads);
 //   + - * /, fmadd(a, b, c) = a*b+c, max, min, select(mask, a, b), a < b, a == b, a > b;
-//   reduce_add(), reduce_max(); iota() = lanes 0, 1, ...; pow2n(n) = 2^n for integral n; frexp(x, &exponent) -> mantissa in [0.5, 1).
+//   reduce_add(), reduce_max(); any(mask); gather(base, index) = base[trunc(index lane)] (index >= 0);
+//   iota() = lanes 0, 1, ...; pow2n(n) = 2^n for integral n; frexp(x, &exponent) -> mantissa in [0.5, 1).
 #pragma once
 
 // Every level gets its own namespace, so the three builds of one kernel never share a symbol.

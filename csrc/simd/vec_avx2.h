@@ -60,6 +60,8 @@ struct Vec {
   static Vec max(Vec a, Vec b) { return _mm256_max_ps(a.v, b.v); }
   static Vec min(Vec a, Vec b) { return _mm256_min_ps(a.v, b.v); }
   static Vec select(Mask m, Vec a, Vec b) { return _mm256_blendv_ps(b.v, a.v, m); }
+  static bool any(Mask m) { return _mm256_movemask_ps(m) != 0; }
+  static Vec gather(const float* base, Vec index) { return _mm256_i32gather_ps(base, _mm256_cvttps_epi32(index.v), 4); }
   float reduce_add() const {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

@@ -53,6 +53,8 @@ struct Vec {
   static Vec max(Vec a, Vec b) { return _mm512_max_ps(a.v, b.v); }
   static Vec min(Vec a, Vec b) { return _mm512_min_ps(a.v, b.v); }
   static Vec select(Mask m, Vec a, Vec b) { return _mm512_mask_blend_ps(m, b.v, a.v); }
+  static bool any(Mask m) { return m != 0; }
+  static Vec gather(const float* base, Vec index) { return _mm512_i32gather_ps(_mm512_cvttps_epi32(index.v), base, 4); }
   float reduce_add() const { return _mm512_reduce_add_ps(v); }
   float reduce_max() const { return _mm512_reduce_max_ps(v); }
   static Vec pow2n(Vec n) {

@@ -88,6 +88,16 @@ struct Vec {
     for (int i = 0; i < size; ++i) r.v[i] = m.lane[i] ? a.v[i] : b.v[i];
     return r;
   }
+  static bool any(Mask m) {
+    for (bool lane : m.lane)
+      if (lane) return true;
+    return false;
+  }
+  static Vec gather(const float* base, Vec index) {
+    Vec out;
+    for (int i = 0; i < size; ++i) out.v[i] = base[static_cast<int>(index.v[i])];
+    return out;
+  }
   float reduce_add() const {
     float s = 0.0f;
     for (float lane : v) s += lane;
