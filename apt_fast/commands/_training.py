@@ -7,8 +7,23 @@ import argparse
 import logging
 import sys
 from contextlib import contextmanager
+from typing import Callable
 
 from ..train.config import SCHEDULES, TrainConfig
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an int >= ``minimum``, else the one-line error 'argument --flag: must be ...'."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
@@ -32,6 +47,13 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfi
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="default %(default)s")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
                         help="global batch, split over torchrun processes (default %(default)s)")
+    parser.add_argument("--gradient-accumulation-steps", type=int_at_least(1),
+                        default=defaults.gradient_accumulation_steps, metavar="N",
+                        help="run N batches of --batch-size forward and backward per optimizer step, which follows "
+                             "the mean of their losses: one N times larger batch when the batches hold equal "
+                             "numbers of target tokens (each loss is a per-token mean). --max-steps, "
+                             "--warmup-steps, --eval-steps, --save-steps, early stopping, checkpoints and --resume "
+                             "count optimizer steps (default %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="default %(default)s")
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="default %(default)s")
     parser.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: 10%% of the steps)")
@@ -59,6 +81,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, schedule=args.schedule,
         max_steps=args.max_steps, grad_clip=args.grad_clip, bf16=args.bf16, label_smoothing=args.label_smoothing,
         eval_steps=args.eval_steps, early_stopping_patience=args.early_stopping_patience,

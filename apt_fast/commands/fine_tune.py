@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..train.config import TrainConfig
-from ._training import add_training_arguments, train_config_from_args, training_runtime
+from ._training import add_training_arguments, int_at_least, train_config_from_args, training_runtime
 
 
 def add_parser(subparsers) -> None:
@@ -19,9 +19,24 @@ def add_parser(subparsers) -> None:
     add_training_arguments(parser, TrainConfig(), save_path="apt_model_finetuned")
     parser.add_argument("--freeze-embeddings", action="store_true",
                         help="freeze the token embedding (tied to the output projection)")
-    parser.add_argument("--freeze-encoder-layers", type=int, metavar="N", help="freeze the first N encoder layers")
-    parser.add_argument("--freeze-decoder-layers", type=int, metavar="N", help="freeze the first N decoder layers")
+    parser.add_argument("--freeze-encoder-layers", type=int_at_least(0), metavar="N",
+                        help="freeze the first N encoder layers")
+    parser.add_argument("--freeze-decoder-layers", type=int_at_least(0), metavar="N",
+                        help="freeze the first N decoder layers")
     parser.set_defaults(run=run)
+
+
+def _freeze(finetuner, args: argparse.Namespace) -> None:
+    """Freeze what the flags ask for; a count beyond the model's layers is an error naming the flag."""
+    from ..train.freezing import FreezeCountError
+
+    try:
+        finetuner.freeze_layers(freeze_embeddings=args.freeze_embeddings,
+                                freeze_encoder_layers=args.freeze_encoder_layers,
+                                freeze_decoder_layers=args.freeze_decoder_layers)
+    except FreezeCountError as err:
+        flag = "--" + err.parameter.replace("_", "-")
+        raise ValueError(f"{flag} is {err.value}, but the model has {err.layers} {err.kind} layers") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,9 +45,7 @@ def run(args: argparse.Namespace) -> int:
     config = train_config_from_args(args)
     with training_runtime(args) as runtime:
         finetuner = FineTuner(args.model_path, runtime=runtime)
-        finetuner.freeze_layers(freeze_embeddings=args.freeze_embeddings,
-                                freeze_encoder_layers=args.freeze_encoder_layers,
-                                freeze_decoder_layers=args.freeze_decoder_layers)
+        _freeze(finetuner, args)
         finetuner.fine_tune(args.data_path, args.val_data_path, args.save_path, max_samples=args.max_samples,
                             resume=args.resume, overwrite=args.overwrite, config=config)
     return 0

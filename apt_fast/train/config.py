@@ -22,6 +22,11 @@ class TrainConfig:
     """Settings of the training loop (defaults: the fine-tuning guide's).
 
     epochs, batch_size: passes over the data; the **global** batch (split over data-parallel processes).
+    gradient_accumulation_steps: micro-batches of batch_size that run forward and backward before each optimizer
+        step (an epoch's last step takes those left), each loss scaled so that the step follows the mean of their
+        losses; as each loss is a per-token mean, this is one step on an N times larger batch when the
+        micro-batches hold equal numbers of target tokens. Every step count (max_steps, warmup_steps, eval_steps,
+        save_steps, the step-N checkpoints that resume reads) counts optimizer steps.
     learning_rate, weight_decay: AdamW; weight decay applies to matrices only (not biases, norms, tau).
     warmup_steps: linear warm-up from 0; None means 10% of the total steps.
     schedule: after warm-up, 'cosine' or 'linear' decay to 0, or 'constant'.
@@ -40,6 +45,7 @@ class TrainConfig:
 
     epochs: int = 5
     batch_size: int = 8
+    gradient_accumulation_steps: int = 1
     learning_rate: float = 1e-5
     weight_decay: float = 0.01
     warmup_steps: int | None = None
@@ -58,9 +64,9 @@ class TrainConfig:
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
-        for name, minimum in (("epochs", 1), ("batch_size", 1), ("eval_steps", 1), ("save_steps", 1),
-                              ("keep_checkpoints", 1), ("max_length", 2), ("early_stopping_patience", 0),
-                              ("seed", 0)):
+        for name, minimum in (("epochs", 1), ("batch_size", 1), ("gradient_accumulation_steps", 1), ("eval_steps", 1),
+                              ("save_steps", 1), ("keep_checkpoints", 1), ("max_length", 2),
+                              ("early_stopping_patience", 0), ("seed", 0)):
             _check_int(name, getattr(self, name), minimum)
         _check_int("warmup_steps", self.warmup_steps, 0, allow_none=True)
         _check_int("max_steps", self.max_steps, 1, allow_none=True)

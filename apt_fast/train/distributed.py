@@ -1,9 +1,10 @@
 """Data parallelism through torch.distributed, started by ``torchrun`` (RANK / WORLD_SIZE / LOCAL_RANK).
 
-No DistributedDataParallel wrapper: parameters are broadcast from rank 0 once, and after each
-backward the gradients are averaged with one all_reduce over a flat buffer. This keeps the model
-callable through ``encode`` / ``decode`` (the objectives do) and makes a step's arithmetic that of one
-process with the same global batch. Backend: gloo on CPU, nccl on CUDA.
+No DistributedDataParallel wrapper: parameters are broadcast from rank 0 once, and before each
+optimizer step (after all its accumulated backward passes) the gradients are averaged with one
+all_reduce over a flat buffer. This keeps the model callable through ``encode`` / ``decode`` (the
+objectives do) and makes a step's arithmetic that of one process with the same global batch. Backend:
+gloo on CPU, nccl on CUDA.
 """
 
 from __future__ import annotations

@@ -25,12 +25,21 @@ class FreezeReport:
                 f"training {self.trainable_elements:,}")
 
 
+class FreezeCountError(ValueError):
+    """A freeze count that is not an int in [0, layers]; the message names the Python ``parameter``, the
+    attributes let a caller (the CLI) name its own option instead."""
+
+    def __init__(self, parameter: str, value, layers: int, kind: str):
+        super().__init__(f"{parameter} must be an int in [0, {layers}] (the model has {layers} {kind} layers), "
+                         f"got {value!r}")
+        self.parameter, self.value, self.layers, self.kind = parameter, value, layers, kind
+
+
 def _check_count(name: str, value: int | None, available: int, kind: str) -> int:
     if value is None:
         return 0
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= available:
-        raise ValueError(f"{name} must be an int in [0, {available}] (the model has {available} {kind} layers), "
-                         f"got {value!r}")
+        raise FreezeCountError(name, value, available, kind)
     return value
 
 
@@ -44,7 +53,8 @@ def freeze_layers(
     """Freeze the token embedding and/or the first N encoder and decoder layers of an APT model.
 
     The embedding is tied to the output projection, so ``freeze_embeddings`` freezes both. Counts are
-    validated before anything changes: a count above the number of layers raises ValueError.
+    validated before anything changes: a count above the number of layers raises FreezeCountError (a
+    ValueError).
     """
     n_enc = _check_count("freeze_encoder_layers", freeze_encoder_layers, len(model.encoder_layers), "encoder")
     n_dec = _check_count("freeze_decoder_layers", freeze_decoder_layers, len(model.decoder_layers), "decoder")

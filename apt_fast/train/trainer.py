@@ -1,16 +1,18 @@
 """The training loop shared by ``fine-tune``, ``train`` and ``distill``.
 
-Per optimizer step: the objective's terms on this process's share of the global batch (bf16 autocast
-optional), counts all-reduced so the loss is the global per-token mean, backward, gradients averaged
-over processes, global-norm clipping, AdamW, the learning-rate schedule. Every ``eval_steps`` it
-validates (early stopping, best model kept), every ``save_steps`` it writes a resumable checkpoint.
-A resumed run restores model, optimizer, scheduler, RNG state, data position and history, and goes on
-with the losses of an uninterrupted run.
+Per optimizer step, for each of its ``gradient_accumulation_steps`` micro-batches: the objective's terms
+on this process's share of the global micro-batch (bf16 autocast optional), counts all-reduced so the loss
+is the global per-token mean, backward of that loss divided by the number of micro-batches; then gradients
+averaged over processes (once), global-norm clipping, AdamW, the learning-rate schedule. Every
+``eval_steps`` optimizer steps it validates (early stopping, best model kept), every ``save_steps`` it
+writes a resumable checkpoint. A resumed run restores model, optimizer, scheduler, RNG state, data
+position and history, and goes on with the losses of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -49,7 +51,7 @@ class TrainState:
 
     step: int = 0
     epoch: int = 0
-    batch_in_epoch: int = 0
+    batch_in_epoch: int = 0  # micro-batches of the epoch done
     best_val_loss: float | None = None
     best_step: int | None = None
     bad_evals: int = 0
@@ -148,10 +150,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
 
-    def _step(self, batch, optimizer, scheduler, params) -> tuple[float, int, bool]:
-        """One optimizer step; returns (global loss, global tokens, whether any process asked to stop)."""
+    def _forward_backward(self, batch, scale: float) -> tuple[float, int, bool]:
+        """Backward of one micro-batch's loss times ``scale``, gradients accumulating in ``.grad``; returns
+        (global loss, global tokens, whether any process asked to stop)."""
         runtime = self.runtime
-        self.model.train()
         with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
             terms = self.objective(self.model, batch)
         sums = [s for s, _ in terms.values()]
@@ -164,14 +166,22 @@ class Trainer:
         k = len(sums)
         counts = reduced[:k].clamp_min(1.0)
         loss = sum(s / counts[i].item() for i, s in enumerate(sums)) * runtime.world_size
-        loss.backward()
-        runtime.average_gradients(params)
+        (loss * scale).backward()
+        return float((reduced[k: 2 * k] / counts).sum()), int(reduced[2 * k]), bool(reduced[2 * k + 1] > 0)
+
+    def _step(self, micro_batches: list, optimizer, scheduler, params) -> tuple[float, int, bool]:
+        """One optimizer step on the gradient of the mean loss of ``micro_batches``; returns (that mean
+        global loss, global tokens, whether any process asked to stop)."""
+        self.model.train()
+        results = [self._forward_backward(batch, 1.0 / len(micro_batches)) for batch in micro_batches]
+        self.runtime.average_gradients(params)
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        return float((reduced[k: 2 * k] / counts).sum()), int(reduced[2 * k]), bool(reduced[2 * k + 1] > 0)
+        losses, tokens, stops = zip(*results)
+        return sum(losses) / len(losses), sum(tokens), any(stops)
 
     # ------------------------------------------------------------------ writing
 
@@ -233,8 +243,9 @@ class Trainer:
         runtime.broadcast_parameters(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = build_optimizer(self.model, config)
-        steps_per_epoch = len(epoch_batches(len(self.train_data), config.batch_size, config.seed, 0,
-                                            min_batch=runtime.world_size))
+        micro_batches_per_epoch = len(epoch_batches(len(self.train_data), config.batch_size, config.seed, 0,
+                                                    min_batch=runtime.world_size))
+        steps_per_epoch = math.ceil(micro_batches_per_epoch / config.gradient_accumulation_steps)
         if steps_per_epoch == 0:
             raise ValueError(f"batch_size {config.batch_size} leaves no batch: {len(self.train_data)} samples for "
                              f"{runtime.world_size} processes")
@@ -272,18 +283,24 @@ class Trainer:
         runtime.barrier()
         return TrainResult(state, self.store.save_path, final_weights)
 
+    def _collate(self, step_batches: list[list[int]], special) -> list:
+        """This process's share of each global micro-batch of one step, on its device."""
+        pad, bos, eos = special
+        runtime = self.runtime
+        return [collate(self.train_data, indices, pad_id=pad, bos_id=bos, eos_id=eos, rank=runtime.rank,
+                        world_size=runtime.world_size).to(runtime.device) for indices in step_batches]
+
     def _loop(self, state, optimizer, scheduler, params, monitor, total, special) -> None:
         config, runtime = self.config, self.runtime
-        pad, bos, eos = special
+        accumulation = config.gradient_accumulation_steps
         while state.step < total and not state.stopped_early:
             batches = epoch_batches(len(self.train_data), config.batch_size, config.seed, state.epoch,
                                     min_batch=runtime.world_size)
             while state.batch_in_epoch < len(batches) and state.step < total:
-                batch = collate(self.train_data, batches[state.batch_in_epoch], pad_id=pad, bos_id=bos, eos_id=eos,
-                                rank=runtime.rank, world_size=runtime.world_size).to(runtime.device)
-                loss, tokens, stop = self._step(batch, optimizer, scheduler, params)
+                step_batches = batches[state.batch_in_epoch: state.batch_in_epoch + accumulation]
+                loss, tokens, stop = self._step(self._collate(step_batches, special), optimizer, scheduler, params)
                 state.step += 1
-                state.batch_in_epoch += 1
+                state.batch_in_epoch += len(step_batches)
                 lr = scheduler.get_last_lr()[0]
                 state.history.append({"step": state.step, "loss": loss, "lr": lr})
                 monitor.step(state.step, loss, lr, tokens)

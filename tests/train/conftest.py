@@ -17,6 +17,20 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def engine_logger_restored():
+    """The commands' configure_logging gives the engine's logger a handler on the running test's stderr
+    (closed after that test) and a level; later tests must not log through either."""
+    import logging
+
+    logger = logging.getLogger("apt_fast.train")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
 @pytest.fixture
 def train_file(tmp_path):
     return write_jsonl(tmp_path / "train.jsonl", reversal_records(48))

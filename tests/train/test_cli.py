@@ -74,8 +74,9 @@ def test_fine_tune_defaults_are_the_guides():
      "apt-fast fine-tune: error: --save-path {model} already holds a model; pass --overwrite to replace it, "
      "or --resume to continue its training"),
     (["fine-tune", "--model-path", "{model}", "--data-path", "{train}", "--freeze-decoder-layers", "9"],
-     "apt-fast fine-tune: error: freeze_decoder_layers must be an int in [0, 2] (the model has 2 decoder layers), "
-     "got 9"),
+     "apt-fast fine-tune: error: --freeze-decoder-layers is 9, but the model has 2 decoder layers"),
+    (["fine-tune", "--model-path", "{model}", "--data-path", "{train}", "--freeze-encoder-layers", "-1"],
+     "apt-fast fine-tune: error: argument --freeze-encoder-layers: must be an int >= 0, got -1 (see --help)"),
     (["fine-tune", "--model-path", "{model}", "--data-path", "{train}", "--epochs", "0"],
      "apt-fast fine-tune: error: epochs must be an int >= 1, got 0"),
     (["train", "--config", "{tmp}/nope.json", "--data-path", "{train}"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from apt_fast.cli import main
 from apt_fast.train import TrainConfig, fine_tune_model, freeze_layers
 from apt_fast.train.optim import build_optimizer
 
@@ -53,6 +54,18 @@ def test_freeze_counts_beyond_the_model_are_errors(kwargs, message):
         freeze_layers(model, freeze_embeddings=True, **kwargs)
     assert str(err.value) == message
     assert all(p.requires_grad for p in model.parameters())  # nothing frozen on error
+
+
+def test_freeze_count_beyond_the_model_names_the_parameter_or_the_flag(tmp_path, tiny_model_dir, train_file, capsys):
+    with pytest.raises(ValueError) as err:
+        fine_tune_model(tiny_model_dir, train_file, save_path=str(tmp_path / "api"), freeze_encoder_layers=5)
+    assert str(err.value) == "freeze_encoder_layers must be an int in [0, 2] (the model has 2 encoder layers), got 5"
+    assert main(["fine-tune", "--model-path", tiny_model_dir, "--data-path", train_file,
+                 "--save-path", str(tmp_path / "cli"), "--freeze-encoder-layers", "5"]) == 2
+    shown = capsys.readouterr().err
+    assert shown.splitlines()[-1] == (
+        "apt-fast fine-tune: error: --freeze-encoder-layers is 5, but the model has 2 encoder layers")
+    assert "Traceback" not in shown
 
 
 def test_everything_frozen_is_an_error():
