@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from apt_fast.benchmarking import BenchCase, heap, run_case
+from apt_fast.benchmarking import BenchCase, run_case
 from apt_fast.benchmarking.report import format_table, write_json
 
 
@@ -35,28 +35,3 @@ def test_run_case_reports_ratio_and_table(tmp_path):
 def test_disagreeing_outputs_stop_before_timing():
     with pytest.raises(AssertionError, match="outputs disagree"):
         run_case(make_case(candidate_offset=1.0), quick=True)
-
-
-def _minor_faults_of(fn) -> int:
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    fn()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-
-@pytest.mark.skipif(heap.libc() is None, reason="needs glibc's mallopt")
-def test_timing_heap_reuses_freed_memory_and_peak_heap_returns_it():
-    def touch_20_mib():
-        torch.ones(5 * 1024 * 1024)  # 20 MiB, written (faulted in) and freed
-
-    try:
-        heap.release_freed_memory_at_once()
-        touch_20_mib()
-        fresh = _minor_faults_of(touch_20_mib)  # returned to the system, faulted in again
-        heap.keep_freed_memory()
-        touch_20_mib()
-        reused = _minor_faults_of(touch_20_mib)
-        assert fresh > 0 and reused * 10 < fresh, (fresh, reused)
-    finally:
-        heap.keep_freed_memory()
