@@ -8,7 +8,7 @@
 #include <array>
 #include <cstdint>
 
-#include "attention_args.h"
+#include "flash_attention/attention_args.h"
 
 namespace apt_fast {
 

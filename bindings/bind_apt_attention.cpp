@@ -1,7 +1,7 @@
 #include <pybind11/pybind11.h>
 
-#include "apt_attention.h"
-#include "apt_stats.h"
+#include "apt_attention/apt_attention.h"
+#include "apt_attention/apt_stats.h"
 #include "attention_views.h"
 #include "bindings.h"
 
@@ -52,7 +52,7 @@ AptStatsArgs stats_args(const StatsSizes& sizes, const StatsParams& params, cons
 
 }  // namespace
 
-void bind_apt_attention(py::module_& m) {
+APT_FAST_BINDINGS(apt_attention) {
   m.attr("apt_stats_size") = static_cast<int>(kStatsSize);
   m.def(
       "apt_stats_fwd",

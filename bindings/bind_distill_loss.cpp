@@ -1,13 +1,13 @@
 #include <pybind11/pybind11.h>
 
 #include "bindings.h"
-#include "distill_loss.h"
+#include "distill_loss/distill_loss.h"
 
 namespace py = pybind11;
 
 namespace apt_fast {
 
-void bind_distill_loss(py::module_& m) {
+APT_FAST_BINDINGS(distill_loss) {
   m.def(
       "distill_loss_fwd",
       [](uintptr_t student, int64_t student_row_stride, uintptr_t teacher, int64_t teacher_row_stride, int dtype,

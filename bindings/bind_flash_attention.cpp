@@ -2,13 +2,13 @@
 
 #include "attention_views.h"
 #include "bindings.h"
-#include "flash_attention.h"
+#include "flash_attention/flash_attention.h"
 
 namespace py = pybind11;
 
 namespace apt_fast {
 
-void bind_flash_attention(py::module_& m) {
+APT_FAST_BINDINGS(flash_attention) {
   m.def(
       "flash_attention_fwd",
       [](const DimsView& dims, const HeadView& q, const HeadView& k, const HeadView& v, const BroadcastView& bias,

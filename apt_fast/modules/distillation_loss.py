@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..distill_config import DistillLossConfig
+from ..losses.config import DistillLossConfig
 from ..functional import distill_loss
 
 

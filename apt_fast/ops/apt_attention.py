@@ -4,7 +4,7 @@
   apt_attention_fwd / _bwd   softmax(T17-T19 logits from F, M and each head) · V  -> out, lse
 
 Semantics: apt_fast/reference/apt_attention_ops.py. apt_fast.functional.apt_attention chains them with
-the per-batch statistics in between. Every kernel calls the check functions below first.
+the per-batch statistics in between. define_op runs the argument checks below before every kernel.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..reference.apt_attention_ops import apt_attention_core_ref, apt_head_mean_ref, grads_by_autograd
 from ..validation import check_dtype, check_in_range, check_same_device
-from .flash_attention import check_broadcast, check_qkv
+from .flash_attention import check_broadcast, check_like_q, check_qkv
 from .library import define_op
 
 MASKS = "Tensor? attn_mask, Tensor? key_padding_mask"
@@ -64,49 +64,54 @@ def check_apt_attention_args(q, k, v, f, m, attn_mask, key_padding_mask, dropout
     check_in_range("dropout_p", dropout_p, 0.0, 1.0, high_open=True)
 
 
-def _head_mean_fwd_reference(q, k, attn_mask, key_padding_mask):
+def _check_head_mean_fwd(q, k, attn_mask, key_padding_mask) -> None:
     check_head_mean_args(q, k, attn_mask, key_padding_mask)
-    return apt_head_mean_ref(q, k, attn_mask, key_padding_mask)
+
+
+def _check_head_mean_bwd(grad_mean, q, k, attn_mask, key_padding_mask) -> None:
+    check_head_mean_args(q, k, attn_mask, key_padding_mask)
+    check_shared_map("grad_mean", grad_mean, q, k)
+
+
+def _check_attention_fwd(q, k, v, f, m, attn_mask, key_padding_mask, dropout_p, seed) -> None:
+    check_apt_attention_args(q, k, v, f, m, attn_mask, key_padding_mask, dropout_p)
+
+
+def _check_attention_bwd(grad_out, q, k, v, f, m, attn_mask, key_padding_mask, out, lse, dropout_p, seed) -> None:
+    check_apt_attention_args(q, k, v, f, m, attn_mask, key_padding_mask, dropout_p)
+    check_like_q("grad_out", grad_out, q)
+    check_like_q("out", out, q)
 
 
 def _head_mean_fwd_fake(q, k, attn_mask, key_padding_mask):
-    check_head_mean_args(q, k, attn_mask, key_padding_mask)
     return q.new_empty((q.shape[0], q.shape[2], k.shape[2]))
 
 
 def _head_mean_bwd_reference(grad_mean, q, k, attn_mask, key_padding_mask):
-    check_head_mean_args(q, k, attn_mask, key_padding_mask)
     return tuple(grads_by_autograd(apt_head_mean_ref, grad_mean, (q, k, attn_mask, key_padding_mask), (0, 1)))
 
 
 def _head_mean_bwd_fake(grad_mean, q, k, attn_mask, key_padding_mask):
-    check_head_mean_args(q, k, attn_mask, key_padding_mask)
     return torch.empty_like(q), torch.empty_like(k)
 
 
-def _attention_fwd_reference(q, k, v, f, m, attn_mask, key_padding_mask, dropout_p, seed):
-    check_apt_attention_args(q, k, v, f, m, attn_mask, key_padding_mask, dropout_p)
-    return apt_attention_core_ref(q, k, v, f, m, attn_mask, key_padding_mask, dropout_p, seed)
-
-
 def _attention_fwd_fake(q, k, v, f, m, attn_mask, key_padding_mask, dropout_p, seed):
-    check_apt_attention_args(q, k, v, f, m, attn_mask, key_padding_mask, dropout_p)
     return torch.empty_like(q), q.new_empty(q.shape[:3], dtype=torch.float32)
 
 
 def _attention_bwd_reference(grad_out, q, k, v, f, m, attn_mask, key_padding_mask, out, lse, dropout_p, seed):
-    check_apt_attention_args(q, k, v, f, m, attn_mask, key_padding_mask, dropout_p)
     inputs = (q, k, v, f, m, attn_mask, key_padding_mask, dropout_p, seed)
     dq, dk, dv, df = grads_by_autograd(apt_attention_core_ref, grad_out, inputs, (0, 1, 2, 3))
     return dq, dk, dv, df
 
 
 def _attention_bwd_fake(grad_out, q, k, v, f, m, attn_mask, key_padding_mask, out, lse, dropout_p, seed):
-    check_apt_attention_args(q, k, v, f, m, attn_mask, key_padding_mask, dropout_p)
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(f)
 
 
-define_op("apt_head_mean_fwd", HEAD_MEAN_FWD, _head_mean_fwd_reference, _head_mean_fwd_fake)
-define_op("apt_head_mean_bwd", HEAD_MEAN_BWD, _head_mean_bwd_reference, _head_mean_bwd_fake)
-define_op("apt_attention_fwd", ATTENTION_FWD, _attention_fwd_reference, _attention_fwd_fake)
-define_op("apt_attention_bwd", ATTENTION_BWD, _attention_bwd_reference, _attention_bwd_fake)
+define_op("apt_head_mean_fwd", HEAD_MEAN_FWD, apt_head_mean_ref, _head_mean_fwd_fake, check=_check_head_mean_fwd)
+define_op("apt_head_mean_bwd", HEAD_MEAN_BWD, _head_mean_bwd_reference, _head_mean_bwd_fake,
+          check=_check_head_mean_bwd)
+define_op("apt_attention_fwd", ATTENTION_FWD, apt_attention_core_ref, _attention_fwd_fake, check=_check_attention_fwd)
+define_op("apt_attention_bwd", ATTENTION_BWD, _attention_bwd_reference, _attention_bwd_fake,
+          check=_check_attention_bwd)

@@ -67,8 +67,18 @@ def _bwd_fake(grad_f, m, attn_mask, w1, b1, w2, b2, tau, epsilon, r0, stats):
     return tuple(torch.empty_like(x) for x in (m, w1, b1, w2, b2, tau))
 
 
-define_op("apt_stats_fwd", STATS_FWD, _fwd_reference, _fwd_fake,
-          check=lambda m, attn_mask, w1, b1, w2, b2, tau, epsilon: check_stats_args(m, attn_mask, w1, b1, w2, b2, tau))
-define_op("apt_stats_bwd", STATS_BWD, _bwd_reference, _bwd_fake,
-          check=lambda grad_f, m, attn_mask, w1, b1, w2, b2, tau, *_: check_stats_args(m, attn_mask, w1, b1, w2, b2,
-                                                                                        tau))
+def _check_fwd(m, attn_mask, w1, b1, w2, b2, tau, epsilon) -> None:
+    check_stats_args(m, attn_mask, w1, b1, w2, b2, tau)
+
+
+def _check_bwd(grad_f, m, attn_mask, w1, b1, w2, b2, tau, epsilon, r0, stats) -> None:
+    check_stats_args(m, attn_mask, w1, b1, w2, b2, tau)
+    for name, x in (("grad_f", grad_f), ("r0", r0)):
+        if tuple(x.shape) != tuple(m.shape):
+            raise ValueError(f"{name} must have m's shape {tuple(m.shape)}, got {tuple(x.shape)}")
+    if tuple(stats.shape) != (m.shape[0], STATS_SIZE):
+        raise ValueError(f"stats must have shape [{m.shape[0]}, {STATS_SIZE}], got {tuple(stats.shape)}")
+
+
+define_op("apt_stats_fwd", STATS_FWD, _fwd_reference, _fwd_fake, check=_check_fwd)
+define_op("apt_stats_bwd", STATS_BWD, _bwd_reference, _bwd_fake, check=_check_bwd)

@@ -1,6 +1,6 @@
 """Ops apt_fast::flash_attention_fwd / _bwd: attention with an additive bias that gets a gradient.
 
-Semantics: apt_fast/reference/flash_attention.py. Every kernel calls check_flash_attention_args first.
+Semantics: apt_fast/reference/flash_attention.py. define_op runs the argument check before every kernel.
 """
 
 from __future__ import annotations
@@ -53,6 +53,14 @@ def check_broadcast(name: str, x: Tensor, target: Tuple[int, ...], ref: Tensor) 
         raise ValueError(f"{name} must be broadcastable to [B, H, T, S] = {list(target)}, got shape {shape}")
 
 
+def check_like_q(name: str, x: Tensor, q: Tensor) -> None:
+    """x (an output or its gradient) must have q's shape, dtype and device."""
+    if tuple(x.shape) != tuple(q.shape) or x.dtype != q.dtype:
+        raise ValueError(f"{name} must have q's shape {tuple(q.shape)} and dtype {q.dtype}, got {tuple(x.shape)} "
+                         f"{x.dtype}")
+    check_same_device(name, x, "q", q)
+
+
 def check_flash_attention_args(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor], mask: Optional[Tensor],
                                dropout_p: float) -> None:
     check_qkv(q, k, v)
@@ -67,13 +75,17 @@ def check_flash_attention_args(q: Tensor, k: Tensor, v: Tensor, bias: Optional[T
     check_in_range("dropout_p", dropout_p, 0.0, 1.0, high_open=True)
 
 
-def _fwd_reference(q, k, v, bias, mask, causal, scale, dropout_p, seed) -> Tuple[Tensor, Tensor]:
+def _check_fwd(q, k, v, bias, mask, causal, scale, dropout_p, seed) -> None:
     check_flash_attention_args(q, k, v, bias, mask, dropout_p)
-    return flash_attention_fwd_ref(q, k, v, bias, mask, causal, scale, dropout_p, seed)
+
+
+def _check_bwd(grad_out, q, k, v, bias, mask, out, lse, causal, scale, dropout_p, seed, bias_grad) -> None:
+    check_flash_attention_args(q, k, v, bias, mask, dropout_p)
+    check_like_q("grad_out", grad_out, q)
+    check_like_q("out", out, q)
 
 
 def _fwd_fake(q, k, v, bias, mask, causal, scale, dropout_p, seed) -> Tuple[Tensor, Tensor]:
-    check_flash_attention_args(q, k, v, bias, mask, dropout_p)
     return torch.empty_like(q), q.new_empty(q.shape[:3], dtype=torch.float32)
 
 
@@ -83,15 +95,13 @@ def empty_bias_grad(bias: Optional[Tensor], wanted: bool, like: Tensor) -> Tenso
 
 
 def _bwd_reference(grad_out, q, k, v, bias, mask, out, lse, causal, scale, dropout_p, seed, bias_grad):
-    check_flash_attention_args(q, k, v, bias, mask, dropout_p)
     dq, dk, dv, dbias = flash_attention_bwd_ref(grad_out, q, k, v, bias, mask, causal, scale, dropout_p, seed)
     return dq, dk, dv, (dbias if bias is not None and bias_grad else q.new_empty(0))
 
 
 def _bwd_fake(grad_out, q, k, v, bias, mask, out, lse, causal, scale, dropout_p, seed, bias_grad):
-    check_flash_attention_args(q, k, v, bias, mask, dropout_p)
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), empty_bias_grad(bias, bias_grad, q)
 
 
-define_op("flash_attention_fwd", FWD_SCHEMA, _fwd_reference, _fwd_fake)
-define_op("flash_attention_bwd", BWD_SCHEMA, _bwd_reference, _bwd_fake)
+define_op("flash_attention_fwd", FWD_SCHEMA, flash_attention_fwd_ref, _fwd_fake, check=_check_fwd)
+define_op("flash_attention_bwd", BWD_SCHEMA, _bwd_reference, _bwd_fake, check=_check_bwd)

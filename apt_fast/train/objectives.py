@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..distill_config import DistillLossConfig
+from ..losses.config import DistillLossConfig
 from ..validation import check_choice, check_in_range
 from .batching import IGNORE_INDEX, Batch
 

@@ -12,7 +12,6 @@ from apt_fast._native import native  # noqa: E402
 from apt_fast.export.quantize import TYPES, convert, gguf_type, quantize_blocks  # noqa: E402
 
 BLOCK_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
-LEVELS = ["scalar", "avx2", "avx512"]
 
 
 def _inputs() -> dict[str, np.ndarray]:
@@ -35,26 +34,15 @@ def _inputs() -> dict[str, np.ndarray]:
     return {name: a.astype(np.float32) for name, a in blocks.items()}
 
 
-@pytest.fixture(params=[lvl for lvl in LEVELS], autouse=False)
-def simd_level(request):
-    detected = native().detected_simd_level()
-    if LEVELS.index(request.param) > LEVELS.index(detected):
-        pytest.skip(f"{request.param} not available on this CPU")
-    previous = native().simd_level()
-    native().set_simd_level(request.param)
-    yield request.param
-    native().set_simd_level(previous)
-
-
 @pytest.mark.parametrize("qtype", BLOCK_TYPES)
-def test_byte_identical_to_gguf_py(qtype, simd_level):
+def test_byte_identical_to_gguf_py(qtype, simd_tier):
     for name, data in _inputs().items():
         with np.errstate(all="ignore"):
             expected = gguf.quants.quantize(data, gguf.GGMLQuantizationType[qtype.upper()])
         actual = quantize_blocks(torch.from_numpy(data), TYPES[qtype])
         assert actual.dtype == np.uint8 and actual.shape == expected.shape, name
         mismatched = np.argwhere(actual != expected)
-        assert len(mismatched) == 0, f"{qtype} at {simd_level}, {name}: {len(mismatched)} bytes differ, first {mismatched[:3]}"
+        assert len(mismatched) == 0, f"{qtype} at {simd_tier}, {name}: {len(mismatched)} bytes differ, first {mismatched[:3]}"
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

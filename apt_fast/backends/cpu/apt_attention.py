@@ -1,0 +1,77 @@
+"""CPU kernels of apt_fast::apt_head_mean_fwd / _bwd and apt_attention_fwd / _bwd (apt_fast._C). The ops check
+the arguments first."""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ..._native import native
+from ..registry import register_kernel
+from .views import as_fp32_rows, attention_target, broadcast_view, dims, head_view
+
+
+def _apt_masks(q: Tensor, k: Tensor, attn_mask: Optional[Tensor], key_padding_mask: Optional[Tensor]):
+    """(additive fp32 key padding [B, S] or None, fp32 attn_mask or None, kernel views of both)."""
+    key_pad = None
+    if key_padding_mask is not None:
+        key_pad = torch.zeros(key_padding_mask.shape, dtype=torch.float32).masked_fill_(key_padding_mask,
+                                                                                        float("-inf"))
+    mask32 = attn_mask.float() if attn_mask is not None else None
+    views = (key_pad.data_ptr() if key_pad is not None else 0, broadcast_view(mask32, attention_target(q, k)))
+    return key_pad, mask32, views
+
+
+@register_kernel("apt_head_mean_fwd", "CPU")
+def apt_head_mean_fwd(q: Tensor, k: Tensor, attn_mask: Optional[Tensor], key_padding_mask: Optional[Tensor]) -> Tensor:
+    q32, k32 = as_fp32_rows(q), as_fp32_rows(k)
+    key_pad, mask32, (pad_view, mask_view) = _apt_masks(q, k, attn_mask, key_padding_mask)
+    mean = torch.empty((q.shape[0], q.shape[2], k.shape[2]), dtype=torch.float32)  # [B, T, S]
+    native().apt_head_mean_fwd(dims(q, k), head_view(q32), head_view(k32), q.shape[-1] ** -0.5, pad_view, mask_view,
+                               mean.data_ptr(), torch.get_num_threads())
+    return mean.to(q.dtype)
+
+
+@register_kernel("apt_head_mean_bwd", "CPU")
+def apt_head_mean_bwd(grad_mean: Tensor, q: Tensor, k: Tensor, attn_mask: Optional[Tensor],
+                      key_padding_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    q32, k32 = as_fp32_rows(q), as_fp32_rows(k)
+    key_pad, mask32, (pad_view, mask_view) = _apt_masks(q, k, attn_mask, key_padding_mask)
+    grad32 = grad_mean.float().contiguous()
+    dq, dk = torch.empty_like(q32), torch.empty_like(k32)
+    native().apt_head_mean_bwd(dims(q, k), head_view(q32), head_view(k32), q.shape[-1] ** -0.5, pad_view, mask_view,
+                               grad32.data_ptr(), head_view(dq), head_view(dk), torch.get_num_threads())
+    return dq.to(q.dtype), dk.to(k.dtype)
+
+
+@register_kernel("apt_attention_fwd", "CPU")
+def apt_attention_fwd(q: Tensor, k: Tensor, v: Tensor, f: Tensor, m: Tensor, attn_mask: Optional[Tensor],
+                      key_padding_mask: Optional[Tensor], dropout_p: float, seed: int) -> Tuple[Tensor, Tensor]:
+    q32, k32, v32 = as_fp32_rows(q), as_fp32_rows(k), as_fp32_rows(v)
+    f32, m32 = f.float().contiguous(), m.float().contiguous()
+    key_pad, mask32, (pad_view, mask_view) = _apt_masks(q, k, attn_mask, key_padding_mask)
+    out = torch.empty_like(q32)
+    lse = torch.empty(q.shape[:3], dtype=torch.float32)
+    native().apt_attention_fwd(dims(q, k), head_view(q32), head_view(k32), head_view(v32), q.shape[-1] ** -0.5,
+                               pad_view, mask_view, f32.data_ptr(), m32.data_ptr(), dropout_p, seed, head_view(out),
+                               lse.data_ptr(), torch.get_num_threads())
+    return out.to(q.dtype), lse
+
+
+@register_kernel("apt_attention_bwd", "CPU")
+def apt_attention_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, f: Tensor, m: Tensor,
+                      attn_mask: Optional[Tensor], key_padding_mask: Optional[Tensor], out: Tensor, lse: Tensor,
+                      dropout_p: float, seed: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    q32, k32, v32 = as_fp32_rows(q), as_fp32_rows(k), as_fp32_rows(v)
+    f32, m32 = f.float().contiguous(), m.float().contiguous()
+    out32, lse32, grad32 = as_fp32_rows(out), lse.float().contiguous(), as_fp32_rows(grad_out)
+    key_pad, mask32, (pad_view, mask_view) = _apt_masks(q, k, attn_mask, key_padding_mask)
+    dq, dk, dv = torch.empty_like(q32), torch.empty_like(k32), torch.empty_like(v32)
+    df = torch.empty_like(f32)
+    native().apt_attention_bwd(dims(q, k), head_view(q32), head_view(k32), head_view(v32), q.shape[-1] ** -0.5,
+                               pad_view, mask_view, f32.data_ptr(), m32.data_ptr(), dropout_p, seed, head_view(out32),
+                               lse32.data_ptr(), head_view(grad32), head_view(dq), head_view(dk), head_view(dv),
+                               df.data_ptr(), torch.get_num_threads())
+    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), df.to(f.dtype)

@@ -1,0 +1,13 @@
+"""F-style entry points of apt_fast's ops, one module per op family.
+
+    import apt_fast.functional as AF
+    loss = AF.distill_loss(student_logits, teacher_logits, labels, temperature=4.0, alpha=0.7, beta=0.3)
+    out = AF.flash_attention(q, k, v, bias=bias)
+"""
+
+from .distill_loss import distill_loss, fused_linear_distill_loss, sparse_teacher_distill_loss
+from .flash_attention import flash_attention
+from .apt_attention import apt_attention
+
+__all__ = ["apt_attention", "distill_loss", "flash_attention", "fused_linear_distill_loss",
+           "sparse_teacher_distill_loss"]

@@ -1,0 +1,301 @@
+// The flash-style attention driver shared by flash_attention and apt_attention, written once against
+// Vec (include after simd/vec.h). A "score modifier" Mod turns each tile of raw scores (scale*q).k^T
+// into logits and, backward, maps dlogits to dscores plus a bias gradient:
+//
+//   struct Mod {
+//     void begin(int64_t b, int64_t h);         // select the (b, h) slice
+//     // In place; in the backward it may keep what grad() needs about this tile.
+//     void logits(int64_t i0, int64_t j0, int rows, int cols, float* s, int ld);
+//     // dl: dlogits of the tile last passed to logits() in, dscores out; returns the tile holding
+//     // d(bias) (may be dl itself), or nullptr.
+//     const float* grad(int rows, int cols, float* dl, float* scratch, int ld) const;
+//   };
+//
+// Forward: parallel over (B*H, T-blocks); per block, K is streamed in tiles of kBlockN keys, the
+// online softmax keeps a running max and sum per row, and P.V accumulates in a [kBlockM, d] tile.
+// [B, H, T, S] is never materialised. Backward: parallel over B*H; keys outer (dK, dV accumulate in
+// tiles), queries inner (dQ accumulates in place), probabilities recomputed from the saved lse.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <vector>
+
+#include "flash_attention/attention_args.h"
+#include "flash_attention/attention_tiles.h"
+#include "common/memory_hints.h"
+#include "common/parallel_for.h"
+
+namespace apt_fast {
+namespace APT_SIMD_NS {
+
+constexpr int kBlockM = 64;  // query rows per tile
+constexpr int kBlockN = 64;  // keys per tile
+
+inline DropoutMask make_dropout(const AttentionIO& io) {
+  DropoutMask drop;
+  drop.p = io.dropout_p;
+  drop.seed = io.seed;
+  drop.keep_scale = io.dropout_p < 1.0f ? 1.0f / (1.0f - io.dropout_p) : 0.0f;
+  return drop;
+}
+
+// Top-left causal mask: key j is visible to query i when j <= i.
+inline void mask_causal(int64_t i0, int64_t j0, int rows, int cols, float* s, int ld) {
+  for (int r = 0; r < rows; ++r)
+    for (int c = std::max<int64_t>(0, i0 + r - j0 + 1); c < cols; ++c) s[r * ld + c] = kNegInf;
+}
+
+// Accumulates a [rows, cols] tile into a [T, S]-indexed target with strides (stride_t, stride_s);
+// stride_s == 0 sums the row, stride_t == 0 sums over rows.
+inline void accumulate_tile(const float* tile, int ld, int rows, int cols, float* target, int64_t i0, int64_t j0,
+                            int64_t stride_t, int64_t stride_s) {
+  for (int r = 0; r < rows; ++r) {
+    const float* src = tile + r * ld;
+    float* dst = target + (i0 + r) * stride_t;
+    if (stride_s == 0) {
+      Vec sum(0.0f);
+      for (int c = 0; c < cols; c += Vec::size) sum = sum + load_n(src + c, std::min(Vec::size, cols - c));
+      dst[0] += sum.reduce_add();
+    } else {
+      dst += j0;
+      for (int c = 0; c < cols; c += Vec::size) {
+        const int n = std::min(Vec::size, cols - c);
+        store_n(dst + c, n, load_n(dst + c, n) + load_n(src + c, n));
+      }
+    }
+  }
+}
+
+// K^T tiles for the forward, whose tasks (one per query block) each sweep every key tile of their (b, h):
+// the whole K^T of the current (b, h) is kept when it is small (up to kWholeFloats), so the query blocks of
+// one (b, h) that a thread runs in turn transpose it once; otherwise each tile is transposed on demand.
+class TransposedKeys {
+ public:
+  static constexpr int64_t kWholeFloats = 256 * 1024;  // 1 MiB
+
+  TransposedKeys(const HeadTensor<const float>& k, int64_t kv_len, int dim)
+      : k_(k), kv_len_(kv_len), dim_(dim), whole_(kv_len * dim <= kWholeFloats),
+        buf_(whole_ ? kv_len * dim : int64_t{kBlockN} * dim) {}
+
+  // K^T for keys [j0, j0 + cols) of (b, h): dim rows with leading dimension ld().
+  const float* tile(int64_t b, int64_t h, int64_t j0, int cols) {
+    if (!whole_) {
+      transpose(cols, dim_, k_.at(b, h, j0), k_.stride_l, buf_.data(), kBlockN);
+      return buf_.data();
+    }
+    if (b != b_ || h != h_) {
+      transpose(static_cast<int>(kv_len_), dim_, k_.at(b, h, 0), k_.stride_l, buf_.data(), kv_len_);
+      b_ = b, h_ = h;
+    }
+    return buf_.data() + j0;
+  }
+  int64_t ld() const { return whole_ ? kv_len_ : kBlockN; }
+
+ private:
+  HeadTensor<const float> k_;
+  int64_t kv_len_;
+  int dim_;
+  bool whole_;
+  std::vector<float> buf_;
+  int64_t b_ = -1, h_ = -1;
+};
+
+template <class Mod>
+void flash_forward(const AttentionIO& io, bool causal, const Mod& proto) {
+  const AttentionDims& d = io.dims;
+  const int64_t t_blocks = (d.q_len + kBlockM - 1) / kBlockM;
+  const int dim = static_cast<int>(d.head_dim);
+  const DropoutMask drop = make_dropout(io);
+  parallel_for(d.batch * d.heads * t_blocks, io.num_threads, [&](int64_t begin, int64_t end) {
+    Mod mod = proto;
+    TransposedKeys keys(io.k, d.kv_len, dim);
+    std::vector<float> qs(kBlockM * dim), s(kBlockM * kBlockN), acc(kBlockM * dim);
+    float row_m[kBlockM], row_l[kBlockM];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t bh = task / t_blocks, b = bh / d.heads, h = bh % d.heads;
+      const int64_t i0 = (task % t_blocks) * kBlockM;
+      const int rows = static_cast<int>(std::min<int64_t>(kBlockM, d.q_len - i0));
+      mod.begin(b, h);
+      scale_copy(rows, dim, io.q.at(b, h, i0), io.q.stride_l, io.scale, qs.data(), dim);
+      std::fill(row_m, row_m + rows, kNegInf);
+      std::fill(row_l, row_l + rows, 0.0f);
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      const int64_t j_end = causal ? std::min(d.kv_len, i0 + rows) : d.kv_len;
+      for (int64_t j0 = 0; j0 < j_end; j0 += kBlockN) {
+        const int cols = static_cast<int>(std::min<int64_t>(kBlockN, j_end - j0));
+        gemm(rows, cols, dim, qs.data(), dim, keys.tile(b, h, j0, cols), keys.ld(), s.data(), kBlockN, false);
+        mod.logits(i0, j0, rows, cols, s.data(), kBlockN);
+        if (causal && j0 + cols > i0 + 1) mask_causal(i0, j0, rows, cols, s.data(), kBlockN);
+        for (int r = 0; r < rows; ++r) {
+          float* row = s.data() + r * kBlockN;
+          const float m_new = std::max(row_m[r], row_max(row, cols));
+          if (m_new == kNegInf) {  // nothing visible yet: contributes zeros
+            std::fill(row, row + cols, 0.0f);
+            continue;
+          }
+          const float alpha = std::exp(row_m[r] - m_new);
+          row_l[r] = row_l[r] * alpha + exp_shifted(row, cols, m_new);
+          row_m[r] = m_new;
+          if (alpha != 1.0f) scale_copy(1, dim, acc.data() + r * dim, dim, alpha, acc.data() + r * dim, dim);
+          if (drop.active()) drop.apply(row, cols, ((bh * d.q_len + i0 + r) * d.kv_len + j0));
+        }
+        gemm(rows, dim, cols, s.data(), kBlockN, io.v.at(b, h, j0), io.v.stride_l, acc.data(), dim, true);
+      }
+      float* lse = io.lse + bh * d.q_len + i0;
+      for (int r = 0; r < rows; ++r) {
+        const bool empty = row_l[r] == 0.0f;
+        lse[r] = empty ? kNegInf : row_m[r] + std::log(row_l[r]);
+        scale_copy(1, dim, acc.data() + r * dim, dim, empty ? 0.0f : 1.0f / row_l[r], io.out.at(b, h, i0 + r), dim);
+      }
+    }
+  });
+}
+
+// Where backward writes d(bias): a [Bb, Hb, Tb, Sb] buffer seen through broadcast strides (0 along
+// broadcast dims). When several (b, h) share a slice, each task sums into a private slice first and
+// adds it under a lock.
+struct BiasGradTarget {
+  Broadcast4<float> grad;  // data == nullptr: no bias gradient wanted
+  bool shared(const AttentionDims& d) const {
+    return (grad.stride_b == 0 && d.batch > 1) || (grad.stride_h == 0 && d.heads > 1);
+  }
+  int64_t slice_size(const AttentionDims& d) const {
+    return (grad.stride_t ? d.q_len : 1) * (grad.stride_s ? d.kv_len : 1);
+  }
+  // Every element is written by exactly one tile of one task: the tiles are stored, not accumulated, and
+  // the buffer needs no zeroing first.
+  bool written_once(const AttentionDims& d, bool causal) const {
+    return !shared(d) && grad.stride_t != 0 && grad.stride_s != 0 && !causal;
+  }
+  int64_t size(const AttentionDims& d) const {  // of the whole buffer [Bb, Hb, Tb, Sb] (contiguous)
+    return (grad.stride_b ? d.batch : 1) * (grad.stride_h ? d.heads : 1) * slice_size(d);
+  }
+};
+
+// dst rows [i0, i0 + rows) x [j0, j0 + cols) of a [T, S] slice with row stride ld_dst <- the tile; aligned
+// whole vectors bypass the cache (the output is not read again here). Vec::fence() before others read it.
+inline void store_tile(const float* tile, int ld, int rows, int cols, float* dst, int64_t i0, int64_t j0,
+                       int64_t ld_dst) {
+  for (int r = 0; r < rows; ++r) {
+    float* out = dst + (i0 + r) * ld_dst + j0;
+    int c = 0;
+    if (reinterpret_cast<uintptr_t>(out) % sizeof(Vec) == 0)
+      for (; c + Vec::size <= cols; c += Vec::size) Vec::load(tile + r * ld + c).stream(out + c);
+    std::copy(tile + r * ld + c, tile + r * ld + cols, out + c);
+  }
+}
+
+template <class Mod>
+void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const BiasGradTarget& bias_grad) {
+  const AttentionDims& d = io.dims;
+  const int dim = static_cast<int>(d.head_dim);
+  const DropoutMask drop = make_dropout(io);
+  const bool want_bias = bias_grad.grad.data != nullptr;
+  const bool shared = want_bias && bias_grad.shared(d);
+  const bool overwrite = want_bias && bias_grad.written_once(d, causal);
+  if (want_bias) {
+    advise_huge_pages(bias_grad.grad.data, bias_grad.size(d) * sizeof(float));
+    if (!overwrite) std::fill(bias_grad.grad.data, bias_grad.grad.data + bias_grad.size(d), 0.0f);
+  }
+  std::mutex bias_mutex;
+  parallel_for(d.batch * d.heads, io.num_threads, [&](int64_t begin, int64_t end) {
+    Mod mod = proto;
+    const int64_t T = d.q_len, S = d.kv_len;
+    std::vector<float> qs(T * dim), delta(T), kt(dim * kBlockN), vt(dim * kBlockN), s(kBlockM * kBlockN),
+        dp(kBlockM * kBlockN), pz(drop.active() ? kBlockM * kBlockN : 0),
+        scratch(kBlockM * kBlockN), dk_acc(kBlockN * dim), dv_acc(kBlockN * dim),
+        local_bias(shared ? bias_grad.slice_size(d) : 0);
+    const int64_t local_t = bias_grad.grad.stride_t ? (bias_grad.grad.stride_s ? S : 1) : 0;
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t b = bh / d.heads, h = bh % d.heads;
+      mod.begin(b, h);
+      float* bias_slice = want_bias ? (shared ? local_bias.data() : bias_grad.grad.at(b, h, 0)) : nullptr;
+      const int64_t bias_st = shared ? local_t : bias_grad.grad.stride_t;
+      if (shared) std::fill(local_bias.begin(), local_bias.end(), 0.0f);
+      const float* lse = io.lse + bh * T;
+      scale_copy(static_cast<int>(T), dim, io.q.at(b, h, 0), io.q.stride_l, io.scale, qs.data(), dim);
+      for (int64_t i = 0; i < T; ++i) {
+        const float* o = io.out.at(b, h, i);
+        const float* go = io.grad_out.at(b, h, i);
+        Vec acc(0.0f);
+        for (int c = 0; c < dim; c += Vec::size) {
+          const int n = std::min(Vec::size, dim - c);
+          acc = Vec::fmadd(load_n(o + c, n), load_n(go + c, n), acc);
+        }
+        delta[i] = acc.reduce_add();
+        std::fill(io.dq.at(b, h, i), io.dq.at(b, h, i) + dim, 0.0f);
+      }
+      for (int64_t j0 = 0; j0 < S; j0 += kBlockN) {
+        const int cols = static_cast<int>(std::min<int64_t>(kBlockN, S - j0));
+        transpose(cols, dim, io.k.at(b, h, j0), io.k.stride_l, kt.data(), kBlockN);
+        transpose(cols, dim, io.v.at(b, h, j0), io.v.stride_l, vt.data(), kBlockN);
+        std::fill(dk_acc.begin(), dk_acc.end(), 0.0f);
+        std::fill(dv_acc.begin(), dv_acc.end(), 0.0f);
+        for (int64_t i0 = causal ? j0 / kBlockM * kBlockM : 0; i0 < T; i0 += kBlockM) {
+          const int rows = static_cast<int>(std::min<int64_t>(kBlockM, T - i0));
+          gemm(rows, cols, dim, qs.data() + i0 * dim, dim, kt.data(), kBlockN, s.data(), kBlockN, false);
+          mod.logits(i0, j0, rows, cols, s.data(), kBlockN);
+          if (causal && j0 + cols > i0 + 1) mask_causal(i0, j0, rows, cols, s.data(), kBlockN);
+          for (int r = 0; r < rows; ++r) {  // s <- P = exp(logits - lse)
+            float* row = s.data() + r * kBlockN;
+            if (lse[i0 + r] == kNegInf) std::fill(row, row + cols, 0.0f); else exp_shifted(row, cols, lse[i0 + r]);
+          }
+          gemm(rows, cols, dim, io.grad_out.at(b, h, i0), io.grad_out.stride_l, vt.data(), kBlockN, dp.data(),
+               kBlockN, false);  // dP = dO . V^T
+          const float* kept = s.data();  // P Z: the probabilities that reached P.V
+          if (drop.active()) {
+            for (int r = 0; r < rows; ++r) {
+              const uint64_t first = (bh * T + i0 + r) * S + j0;
+              for (int c = 0; c < cols; ++c) {
+                const float z = drop.factor(first + c);
+                pz[r * kBlockN + c] = s[r * kBlockN + c] * z;
+                dp[r * kBlockN + c] *= z;
+              }
+            }
+            kept = pz.data();
+          }
+          gemm_at(cols, dim, rows, kept, kBlockN, io.grad_out.at(b, h, i0), io.grad_out.stride_l, dv_acc.data(), dim,
+                  true);  // dV += (P Z)^T . dO
+          for (int r = 0; r < rows; ++r) {  // dlogits = P * (dP Z - delta)
+            const Vec dr(delta[i0 + r]);
+            float* dpr = dp.data() + r * kBlockN;
+            const float* pr = s.data() + r * kBlockN;
+            for (int c = 0; c < cols; c += Vec::size) {
+              const int n = std::min(Vec::size, cols - c);
+              store_n(dpr + c, n, load_n(pr + c, n) * (load_n(dpr + c, n) - dr));
+            }
+          }
+          const float* dbias = mod.grad(rows, cols, dp.data(), scratch.data(), kBlockN);
+          if (bias_slice != nullptr && dbias != nullptr) {
+            if (overwrite) store_tile(dbias, kBlockN, rows, cols, bias_slice, i0, j0, bias_st);
+            else accumulate_tile(dbias, kBlockN, rows, cols, bias_slice, i0, j0, bias_st, bias_grad.grad.stride_s ? 1 : 0);
+          }
+          gemm(rows, dim, cols, dp.data(), kBlockN, io.k.at(b, h, j0), io.k.stride_l, io.dq.at(b, h, i0),
+               io.dq.stride_l, true);  // dQ += dS . K (unscaled)
+          gemm_at(cols, dim, rows, dp.data(), kBlockN, qs.data() + i0 * dim, dim, dk_acc.data(), dim,
+                  true);  // dK += dS^T . (scale Q)
+        }
+        for (int c = 0; c < cols; ++c) {
+          std::copy(dk_acc.data() + c * dim, dk_acc.data() + (c + 1) * dim, io.dk.at(b, h, j0 + c));
+          std::copy(dv_acc.data() + c * dim, dv_acc.data() + (c + 1) * dim, io.dv.at(b, h, j0 + c));
+        }
+      }
+      if (overwrite) Vec::fence();
+      for (int64_t i = 0; i < T; ++i) scale_copy(1, dim, io.dq.at(b, h, i), dim, io.scale, io.dq.at(b, h, i), dim);
+      if (shared) {
+        std::lock_guard<std::mutex> lock(bias_mutex);
+        float* dst = bias_grad.grad.at(b, h, 0);
+        const int64_t n = static_cast<int64_t>(local_bias.size());
+        for (int64_t i = 0; i < n; i += Vec::size) {
+          const int w = static_cast<int>(std::min<int64_t>(Vec::size, n - i));
+          store_n(dst + i, w, load_n(dst + i, w) + load_n(local_bias.data() + i, w));
+        }
+      }
+    }
+  });
+}
+
+}  // namespace APT_SIMD_NS
+}  // namespace apt_fast

@@ -1,0 +1,24 @@
+"""Shared helpers of the attention tests: inputs and fp64 comparisons with flash-attention's tolerance rule."""
+
+from __future__ import annotations
+
+import torch
+
+def randn(*shape, seed: int, scale: float = 1.0, dtype=torch.float32) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
+
+
+def max_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return (actual.double() - expected.double()).abs().max().item() if actual.numel() else 0.0
+
+
+def assert_within_reference_error(name: str, actual, reference_same_precision, reference_fp64, slack: float = 2.0,
+                                  atol: float = 1e-6) -> float:
+    """flash-attention's rule: the kernel's error vs fp64 is within `slack` x the error of the same-precision
+    reference vs fp64 (plus a small absolute floor). Returns the kernel's error."""
+    err = max_err(actual, reference_fp64)
+    ref_err = max_err(reference_same_precision, reference_fp64)
+    print(f"{name}: kernel err {err:.3e}, same-precision reference err {ref_err:.3e}")
+    assert err <= slack * ref_err + atol, f"{name}: error {err:.3e} > {slack} x {ref_err:.3e} + {atol:.0e}"
+    return err
