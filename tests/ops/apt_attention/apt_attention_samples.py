@@ -1,0 +1,64 @@
+"""Sample arguments of the APT attention ops (head mean, statistics, final attention), for
+tests/ops/test_registered_ops.py."""
+
+import torch
+
+from apt_fast.reference.apt_attention import expand_attn_mask
+from attention_helpers import randn
+
+EPSILON = 0.08
+B, H, T, S, D, HIDDEN = 2, 2, 6, 5, 4, 16
+
+
+def _inputs():
+    q, k, v = randn(B, H, T, D, seed=1), randn(B, H, S, D, seed=2), randn(B, H, S, D, seed=3)
+    mask = expand_attn_mask(torch.triu(torch.full((T, S), float("-inf")), 1), B, torch.float32)  # [B, 1, T, S]
+    key_padding = torch.zeros(B, S, dtype=torch.bool)  # [B, S] True = padded
+    key_padding[1, 0] = True
+    return q, k, v, mask, key_padding
+
+
+def _sr_params():
+    generator = torch.Generator().manual_seed(4)
+    return [torch.randn(HIDDEN, 1, 1, 1, generator=generator) * 4, torch.rand(HIDDEN, generator=generator) * 2 - 1,
+            torch.randn(1, HIDDEN, 1, 1, generator=generator), torch.full((1,), 0.05), torch.full((1,), 1.2)]
+
+
+def apt_head_mean_fwd():
+    q, k, _, mask, key_padding = _inputs()
+    yield (q, k, mask, key_padding)
+    yield (q, k, None, None)
+
+
+def apt_head_mean_bwd():
+    q, k, _, mask, key_padding = _inputs()
+    yield (randn(B, T, S, seed=9), q, k, mask, key_padding)
+
+
+def apt_attention_fwd():
+    q, k, v, mask, key_padding = _inputs()
+    f, m = randn(B, T, S, seed=4), torch.ops.apt_fast.apt_head_mean_fwd(q, k, mask, key_padding)
+    yield (q, k, v, f, m, mask, key_padding, 0.0, 0)
+    yield (q, k, v, f, m, None, None, 0.3, 11)
+
+
+def apt_attention_bwd():
+    for q, k, v, f, m, mask, key_padding, dropout_p, seed in apt_attention_fwd():
+        out, lse = torch.ops.apt_fast.apt_attention_fwd(q, k, v, f, m, mask, key_padding, dropout_p, seed)
+        yield (torch.randn_like(out), q, k, v, f, m, mask, key_padding, out, lse, dropout_p, seed)
+
+
+def apt_stats_fwd():
+    q, k, _, mask, key_padding = _inputs()
+    m = torch.ops.apt_fast.apt_head_mean_fwd(q, k, mask, None)  # [B, T, S]
+    yield (m, mask, *_sr_params(), EPSILON)
+
+
+def apt_stats_bwd():
+    for m, mask, *params, epsilon in apt_stats_fwd():
+        f, r0, stats = torch.ops.apt_fast.apt_stats_fwd(m, mask, *params, epsilon)
+        yield (torch.randn_like(f), m, mask, *params, epsilon, r0, stats)
+
+
+SAMPLES = {name: globals()[name] for name in ("apt_head_mean_fwd", "apt_head_mean_bwd", "apt_attention_fwd",
+                                              "apt_attention_bwd", "apt_stats_fwd", "apt_stats_bwd")}
