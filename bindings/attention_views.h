@@ -1,5 +1,5 @@
-// Conversions from the (pointer, strides...) tuples that apt_fast/backends/cpu.py passes for the
-// attention kernels to the torch-free views of csrc/attention_args.h.
+// Conversions from the (pointer, strides...) tuples that apt_fast/backends/cpu/views.py makes for the
+// attention kernels to the torch-free views of csrc/flash_attention/attention_args.h.
 #pragma once
 
 #include <pybind11/pybind11.h>

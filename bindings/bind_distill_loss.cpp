@@ -44,7 +44,7 @@ APT_FAST_BINDINGS(distill_loss) {
       py::arg("divergence"), py::arg("temperature"), py::arg("jsd_beta"), py::arg("alpha"), py::arg("ce_weight"),
       py::arg("grad_scale"), py::arg("loss"), py::arg("grad"), py::arg("grad_row_stride"), py::arg("num_threads"),
       "Per-row distillation loss (fp32, [rows]) and, when grad != 0, the student gradient, in one pass.\n"
-      "Pointers are tensor data_ptr() values (0 for none); see apt_fast/backends/cpu.py.");
+      "Pointers are tensor data_ptr() values (0 for none); see apt_fast/backends/cpu/distill_loss.py.");
 }
 
 }  // namespace apt_fast

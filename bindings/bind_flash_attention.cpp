@@ -25,7 +25,7 @@ APT_FAST_BINDINGS(flash_attention) {
       py::arg("dims"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("bias"), py::arg("mask"), py::arg("causal"),
       py::arg("scale"), py::arg("dropout_p"), py::arg("seed"), py::arg("out"), py::arg("lse"), py::arg("num_threads"),
       "Flash attention forward (fp32): out [B,H,T,d] and lse [B,H,T]. Views are (data_ptr, strides...) tuples;\n"
-      "see apt_fast/backends/cpu.py.");
+      "see apt_fast/backends/cpu/flash_attention.py.");
   m.def(
       "flash_attention_bwd",
       [](const DimsView& dims, const HeadView& q, const HeadView& k, const HeadView& v, const BroadcastView& bias,

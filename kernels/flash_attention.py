@@ -1,7 +1,7 @@
 """Triton kernels of flash attention with an additive bias (semantics: apt_fast/reference/flash_attention.py),
 and the flash-style core they share with APT attention's final stage (kernels/apt_attention.py).
 
-The core is written once against a *score modifier*, as csrc/flash_core.h is: two @triton.jit functions
+The core is written once against a *score modifier*, as csrc/flash_attention/flash_core.h is: two @triton.jit functions
 passed as constexprs,
 
     LOGITS(s, rows, cols, ok, mod) -> (logits, saved)  s = scale·q·kᵀ, a [BLOCK_M, BLOCK_N] fp32 tile

@@ -21,7 +21,7 @@ from ..validation import check_dtype, check_ndim, check_same_device
 from .flash_attention import ATTENTION_DTYPES, check_broadcast
 from .library import define_op
 
-# Per-batch scalars saved by the native forward (csrc/apt_stats.h, kStatsSize).
+# Per-batch scalars saved by the native forward (csrc/apt_attention/apt_stats.h, kStatsSize).
 STATS_SIZE = 38
 
 PARAMS = "Tensor sr_conv1_weight, Tensor sr_conv1_bias, Tensor sr_conv2_weight, Tensor sr_conv2_bias, Tensor tau"

@@ -8,7 +8,7 @@
 
 namespace apt_fast {
 
-// Element type of a tensor handed over from Python (matches apt_fast/backends/cpu.py).
+// Element type of a tensor handed over from Python (matches the dtype codes of apt_fast/backends/cpu/).
 enum class Dtype : int { Float32 = 0, BFloat16 = 1 };
 
 // pybind11 turns std::invalid_argument into Python's ValueError.

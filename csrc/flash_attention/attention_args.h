@@ -1,5 +1,5 @@
 // Tensor views shared by the flash-style attention kernels (flash_attention, apt_attention).
-// Torch-free: raw pointers and element strides handed over from apt_fast/backends/cpu.py.
+// Torch-free: raw pointers and element strides handed over from apt_fast/backends/cpu/views.py.
 #pragma once
 
 #include <cstdint>
