@@ -10,5 +10,4 @@ CASES = select_cases(name_filter="distill_loss")
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_distill_loss(compare, case):
-    result = compare(case)
-    assert result.ratio > 0
+    compare(case)  # fails when the outputs disagree; the targets' verdicts go to extra_info

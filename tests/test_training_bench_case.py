@@ -1,6 +1,6 @@
 """The fine-tuning throughput benchmark case: registered, losses checked, tokens in the shape column."""
 
-from apt_fast.benchmarking import run_case, select_cases
+from apt_fast.benchmarking import Targets, run_case, select_cases
 from apt_fast.benchmarking.cases.training import fine_tune_case
 from apt_fast.train.throughput import FineTuneShape
 
@@ -10,7 +10,7 @@ TINY = dict(vocab_size=50, d_model=16, num_heads=2, num_encoder_layers=1, num_de
 
 def test_case_is_registered_on_the_benchmark_configuration():
     (case,) = select_cases(name_filter="training")
-    assert case.name == "fine_tune_throughput[B=4,T=S=128,D=256,2+2]" and case.target == "time <= 0.25"
+    assert case.name == "fine_tune_throughput[B=4,T=S=128,D=256,2+2]" and case.targets == Targets(min_speedup=4)
 
 
 def test_tiny_case_runs_through_the_harness():

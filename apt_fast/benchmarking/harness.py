@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional
@@ -12,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 
 from . import heap, memory
+from .targets import Targets, Verdict, judge
 
 
 @dataclass(frozen=True)
@@ -19,7 +18,8 @@ class BenchCase:
     """A benchmark: `make_inputs(quick)` builds the shared inputs; `prepare(inputs)` makes fresh per-run
     arguments (untimed, e.g. leaf tensors that require grad); `baseline` and `candidate` take them and
     return outputs that `check(baseline_out, candidate_out)` compares (it raises on disagreement).
-    `unavoidable_bytes(inputs)` is subtracted from both peaks (e.g. the input gradient both must return)."""
+    `unavoidable_bytes(inputs)` is subtracted from both peaks (e.g. the input gradient both must return).
+    `targets` is what the candidate should achieve against the baseline (targets.py)."""
 
     name: str
     family: str
@@ -30,7 +30,7 @@ class BenchCase:
     candidate: Callable[[Any], Any]
     check: Callable[[Any, Any], None]
     baseline_name: str
-    target: str = ""
+    targets: Targets
     unavoidable_bytes: Callable[[Any], int] = lambda inputs: 0
     quick: bool = True  # part of `apt-fast bench --quick`
 
@@ -62,7 +62,7 @@ class CaseResult:
     baseline_peak_bytes: Optional[int]
     candidate_peak_bytes: Optional[int]
     threads: int
-    target: str
+    targets: Targets
     extra: Dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -76,6 +76,19 @@ class CaseResult:
             return None
         return self.candidate_peak_bytes / self.baseline_peak_bytes
 
+    @property
+    def memory_unmeasured_reason(self) -> str:
+        """Why memory_ratio is None ('' when it is not)."""
+        if self.baseline_peak_bytes is None or self.candidate_peak_bytes is None:
+            return "no peak memory: /proc/self/clear_refs is unavailable"
+        if self.baseline_peak_bytes == 0:
+            return "the baseline's peak memory is 0 bytes"
+        return ""
+
+    @property
+    def verdicts(self) -> List[Verdict]:
+        return judge(self.targets, self.ratio, self.memory_ratio, self.memory_unmeasured_reason)
+
     def as_dict(self) -> Dict[str, Any]:
         data = asdict(self)
         data["baseline"] = {"median": self.baseline.median, "min": self.baseline.min, "max": self.baseline.max,
@@ -84,6 +97,7 @@ class CaseResult:
                              "times": self.candidate.times}
         data["ratio"] = self.ratio
         data["memory_ratio"] = self.memory_ratio
+        data["verdicts"] = [v.as_dict() for v in self.verdicts]
         return data
 
 
@@ -100,38 +114,33 @@ def time_calls(fn: Callable[[Any], Any], prepare: Callable[[], Any], repeats: in
     return Timing(times)
 
 
-def _peak_in_process(fn: Callable[[Any], Any], prepare: Callable[[], Any], unavoidable: int) -> Optional[int]:
+# Measures the resident bytes one call of a case's side ("baseline" or "candidate") adds at its peak, given
+# (case, side, quick, prepare), or None where it cannot tell: peak_in_process below, or
+# peak_probe.peak_in_subprocess for registered cases.
+PeakMeter = Callable[[BenchCase, str, bool, Callable[[], Any]], Optional[int]]
+
+
+def peak_in_process(case: BenchCase, side: str, quick: bool, prepare: Callable[[], Any]) -> Optional[int]:
+    """In this process: for ad-hoc cases. The malloc setting it needs (memory.py) stays in force for the
+    process, which slows allocation-heavy timings afterwards; registered cases use peak_in_subprocess."""
     args = prepare()
-    peak = memory.peak_bytes(lambda: fn(args))
-    return None if peak is None else max(0, peak - unavoidable)
-
-
-def _peak(case: BenchCase, side: str, quick: bool, prepare: Callable[[], Any], unavoidable: int) -> Optional[int]:
-    """Peak of one side: in a process of its own for registered cases (so that the malloc setting the
-    measurement needs never touches the timings), in this process for ad-hoc cases."""
-    from .registry import all_cases
-
-    if not any(c.name == case.name for c in all_cases()):
-        return _peak_in_process(getattr(case, side), prepare, unavoidable)
-    command = [sys.executable, "-m", "apt_fast.benchmarking.peak_probe", case.name, side, "1" if quick else "0",
-               str(torch.get_num_threads())]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"measuring the peak memory of {case.name} ({side}) failed:\n{result.stderr[-2000:]}")
-    return int(result.stdout) if result.stdout.strip() else None
+    run = getattr(case, side)
+    return memory.peak_bytes(lambda: run(args))
 
 
 def run_case(case: BenchCase, quick: bool = False, repeats: Optional[int] = None,
-             candidate_timer: Optional[Callable[[Callable[[Any], Any], Callable[[], Any]], Timing]] = None) -> CaseResult:
-    """Checks agreement, then times baseline and candidate (the candidate through `candidate_timer` when
-    given, e.g. pytest-benchmark) and measures each one's peak memory."""
+             candidate_timer: Optional[Callable[[Callable[[Any], Any], Callable[[], Any]], Timing]] = None,
+             peak: PeakMeter = peak_in_process) -> CaseResult:
+    """Checks agreement, then measures each side's peak memory through `peak` (minus the case's unavoidable
+    bytes) and times baseline and candidate (the candidate through `candidate_timer` when given, e.g.
+    pytest-benchmark)."""
     inputs = case.make_inputs(quick)
     prepare = lambda: case.prepare(inputs)  # noqa: E731
     case.check(case.baseline(prepare()), case.candidate(prepare()))
     repeats = repeats or (3 if quick else 7)
     unavoidable = case.unavoidable_bytes(inputs)
-    baseline_peak = _peak(case, "baseline", quick, prepare, unavoidable)
-    candidate_peak = _peak(case, "candidate", quick, prepare, unavoidable)
+    baseline_peak, candidate_peak = (_minus(peak(case, side, quick, prepare), unavoidable)
+                                     for side in ("baseline", "candidate"))
     heap.keep_freed_memory()  # for both sides' timings (heap.py says why)
     baseline = time_calls(case.baseline, prepare, repeats)
     if candidate_timer is not None:
@@ -139,4 +148,8 @@ def run_case(case: BenchCase, quick: bool = False, repeats: Optional[int] = None
     else:
         candidate = time_calls(case.candidate, prepare, repeats)
     return CaseResult(case.name, case.shape(inputs), case.baseline_name, baseline, candidate, baseline_peak,
-                      candidate_peak, torch.get_num_threads(), case.target)
+                      candidate_peak, torch.get_num_threads(), case.targets)
+
+
+def _minus(peak: Optional[int], unavoidable: int) -> Optional[int]:
+    return None if peak is None else max(0, peak - unavoidable)

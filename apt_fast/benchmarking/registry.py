@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import List, Optional
 
+from .cases import apt_attention
+from .cases import distill_loss
+from .cases import flash_attention
+from .cases import gguf
+from .cases import training
 from .harness import BenchCase
 
 
 def all_cases() -> List[BenchCase]:
-    from .cases import attention, distill_loss
-    from .cases import gguf
-    from .cases import training
-
-    return [*distill_loss.CASES, *attention.CASES, *gguf.CASES, *training.CASES]
+    return [*distill_loss.CASES, *flash_attention.CASES, *apt_attention.CASES, *gguf.CASES, *training.CASES]
 
 
 def select_cases(quick: bool = False, name_filter: Optional[str] = None) -> List[BenchCase]:

@@ -1,4 +1,4 @@
-"""Table and JSON output of benchmark results."""
+"""Table, target summary and JSON output of benchmark results."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import json
 import os
 import platform
 import tempfile
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Sequence
 
 import torch
 
 from .harness import CaseResult
+from .targets import Verdict
 
 
 def _ms(seconds: float) -> str:
@@ -21,9 +22,15 @@ def _mib(num_bytes: Optional[int]) -> str:
     return "n/a" if num_bytes is None else f"{num_bytes / 2**20:.2f}"
 
 
+def _verdict_cell(verdict: Verdict) -> str:
+    """time<=0.35 ✓, mem<=0.0625 ✗, mem<=0.25 ? (why it was not measured)."""
+    cell = f"{verdict.label} {verdict.mark}"
+    return cell if verdict.met is not None else f"{cell} ({verdict.reason})"
+
+
 def format_table(results: Iterable[CaseResult]) -> str:
     header = ("case", "shape", "baseline", "base ms (min-max)", "apt_fast ms (min-max)", "ratio",
-              "base MiB", "apt MiB", "mem ratio", "target")
+              "base MiB", "apt MiB", "mem ratio", "targets")
     rows: List[tuple] = []
     for r in results:
         mem = "n/a" if r.memory_ratio is None else f"{r.memory_ratio:.4f}"
@@ -31,18 +38,51 @@ def format_table(results: Iterable[CaseResult]) -> str:
             r.name, r.shape, r.baseline_name,
             f"{_ms(r.baseline.median)} ({_ms(r.baseline.min)}-{_ms(r.baseline.max)})",
             f"{_ms(r.candidate.median)} ({_ms(r.candidate.min)}-{_ms(r.candidate.max)})",
-            f"{r.ratio:.3f}", _mib(r.baseline_peak_bytes), _mib(r.candidate_peak_bytes), mem, r.target,
+            f"{r.ratio:.3f}", _mib(r.baseline_peak_bytes), _mib(r.candidate_peak_bytes), mem,
+            " ".join(_verdict_cell(v) for v in r.verdicts),
         ))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([line(header), line("-" * w for w in widths), *(line(r) for r in rows)])
 
 
+def any_missed(results: Iterable[CaseResult]) -> bool:
+    """True when some target was measured and missed (not-measured targets do not count)."""
+    return any(v.met is False for r in results for v in r.verdicts)
+
+
+def summary_line(results: Sequence[CaseResult]) -> str:
+    """targets: 9 met, 2 missed (case X: time ratio 0.370 > 0.2; ...), 1 not measured (case Y: mem<=0.25: why)."""
+    met = [v for r in results for v in r.verdicts if v.met]
+    missed = [f"{r.name}: {v.shortfall()}" for r in results for v in r.verdicts if v.met is False]
+    unmeasured = [f"{r.name}: {v.label}: {v.reason}" for r in results for v in r.verdicts if v.met is None]
+    parts = [f"{len(met)} met", _counted(missed, "missed"), _counted(unmeasured, "not measured")]
+    return "targets: " + ", ".join(parts)
+
+
+def _counted(items: List[str], what: str) -> str:
+    return f"{len(items)} {what}" + (f" ({'; '.join(items)})" if items else "")
+
+
 def environment() -> dict:
+    """The machine and build the figures come from."""
     from .. import __version__, backends
 
-    return {"apt_fast": __version__, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "machine": platform.machine(), "python": platform.python_version(), **backends.available()}
+    info = backends.available()  # simd, simd_detected and cpu_features only with the native build
+    return {
+        "cpu_model": backends.cpu_model(),
+        "cpu_features": info.get("cpu_features"),
+        "simd": info.get("simd"),
+        "simd_detected": info.get("simd_detected"),
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "apt_fast": __version__,
+        "backend": info["backend"],
+        "native": info["native"],
+        "triton": info["triton"],
+    }
 
 
 def write_json(results: Iterable[CaseResult], path: str) -> None:

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 
 from ... import functional as AF
 from ..harness import BenchCase
+from ..targets import Targets
+from .common import assert_close
 
 TEMPERATURE = 4.0
 
@@ -22,13 +24,6 @@ def naive_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torc
     log_ps = F.log_softmax(student_logits / TEMPERATURE, dim=-1)  # [N, V]
     log_pt = F.log_softmax(teacher_logits / TEMPERATURE, dim=-1)  # [N, V]
     return F.kl_div(log_ps, log_pt, log_target=True, reduction="batchmean") * TEMPERATURE**2
-
-
-def _assert_close(name: str, expected: torch.Tensor, actual: torch.Tensor, rtol: float) -> None:
-    scale = expected.abs().max().clamp_min(1e-30)
-    err = ((actual.double() - expected.double()).abs().max() / scale).item()
-    if err > rtol:
-        raise AssertionError(f"{name} disagrees with the baseline: max relative difference {err:.3e} > {rtol:.0e}")
 
 
 # --- logits in, logits gradient out ---------------------------------------------------------------
@@ -54,8 +49,8 @@ def _logits_run(loss_fn, args):
 
 
 def _logits_check(baseline, candidate):
-    _assert_close("loss", baseline[0], candidate[0], 1e-5)
-    _assert_close("student gradient", baseline[1], candidate[1], 1e-5)
+    assert_close("loss", baseline[0], candidate[0], 1e-5)
+    assert_close("student gradient", baseline[1], candidate[1], 1e-5)
 
 
 def _logits_case(rows: int, vocab: int, quick: bool) -> BenchCase:
@@ -69,7 +64,7 @@ def _logits_case(rows: int, vocab: int, quick: bool) -> BenchCase:
         candidate=partial(_logits_run, partial(AF.distill_loss, temperature=TEMPERATURE)),
         check=_logits_check,
         baseline_name="naive kl_div+autograd",
-        target="time <= 0.35, mem <= 0.0625",
+        targets=Targets(max_time_ratio=0.35, max_mem_ratio=0.0625),
         unavoidable_bytes=lambda inputs: inputs[0].numel() * inputs[0].element_size(),
         quick=quick,
     )
@@ -111,9 +106,9 @@ def _linear_fused(args):
 
 
 def _linear_check(baseline, candidate):
-    _assert_close("loss", baseline[0], candidate[0], 1e-5)
-    _assert_close("hidden-state gradient", baseline[1], candidate[1], 1e-4)
-    _assert_close("weight gradient", baseline[2], candidate[2], 1e-4)
+    assert_close("loss", baseline[0], candidate[0], 1e-5)
+    assert_close("hidden-state gradient", baseline[1], candidate[1], 1e-4)
+    assert_close("weight gradient", baseline[2], candidate[2], 1e-4)
 
 
 def _linear_case(rows: int, vocab: int, hidden: int, quick: bool) -> BenchCase:
@@ -127,7 +122,7 @@ def _linear_case(rows: int, vocab: int, hidden: int, quick: bool) -> BenchCase:
         candidate=_linear_fused,
         check=_linear_check,
         baseline_name="naive matmul+kl_div+autograd",
-        target="mem <= 0.03125",
+        targets=Targets(max_mem_ratio=0.03125),
         unavoidable_bytes=lambda inputs: sum(x.numel() * x.element_size() for x in inputs[:2]),
         quick=quick,
     )

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..harness import BenchCase
+from ..targets import Targets
 
 
 # --- quantizer ------------------------------------------------------------------------------------
@@ -51,7 +52,7 @@ def _quantize_case(qtype: str) -> BenchCase:
         candidate=partial(_apt_fast_quantize, qtype),
         check=_check_identical,
         baseline_name="gguf.quants.quantize",
-        target="time <= 0.05",
+        targets=Targets(min_speedup=20),
         quick=True,
     )
 
@@ -111,7 +112,7 @@ EXPORT_CASE = BenchCase(
     candidate=_export_f16,
     check=_check_sizes,
     baseline_name="numpy tofile of the same bytes",
-    target="time <= 2.0",
+    targets=Targets(max_time_ratio=2.0),
     quick=True,
 )
 
