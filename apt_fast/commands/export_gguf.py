@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..export.quantize import TYPES
+from ..gguf.tensor_types import TYPES
 
 
 def add_parser(subparsers) -> None:
@@ -21,15 +21,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export.ollama import gguf_sampling, sampling_settings
-    from ..export.writer import FILE_TYPES, check_output_path, export_gguf
-    from ..models.apt.loading import load
+    from ..export.checkpoint import export_checkpoint, export_summary
+    from ..export.writer import check_output_path
 
-    check_output_path(args.output)
+    check_output_path(args.output)  # a bad --output is reported before a missing --model-path
     if not os.path.exists(args.model_path):
         raise FileNotFoundError(f"--model-path {args.model_path}: no such file or directory")
-    model, tokenizer = load(args.model_path)
-    path = export_gguf(model, args.output, args.type, tokenizer, name=args.name,
-                       sampling=gguf_sampling(sampling_settings(args.model_path)))
-    print(f"wrote {path} ({args.type}, general.file_type {FILE_TYPES[args.type]})")
+    path = export_checkpoint(args.model_path, args.output, args.type, name=args.name)
+    print(export_summary(path, args.type))
     return 0

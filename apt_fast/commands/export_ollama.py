@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..export.quantize import TYPES
+from ..gguf.tensor_types import TYPES
 
 
 def add_parser(subparsers) -> None:

@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export.importer import load_gguf
+    from ..models.apt.gguf_loading import load_gguf
     from ..models.apt.loading import save
 
     if not os.path.isfile(args.input):

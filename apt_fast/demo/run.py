@@ -78,14 +78,9 @@ def _since(start: float) -> str:
     return f"{time.perf_counter() - start:.0f} s"
 
 
-def _export(student: str, workdir: str) -> None:
-    from ..cli import main
-
-    main(["export-gguf", "--model-path", student, "--output", os.path.join(workdir, "student.gguf"), "--type", "q8_0"])
-
-
 def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0) -> None:
     """Run every stage under ``workdir`` (replaced) and print what each achieved."""
+    from ..export.checkpoint import export_checkpoint, export_summary
     from ..models.apt.loading import load
     from ..models.apt.tokenization_byte import APTByteTokenizer
     from ..train import distill, fine_tune_model, train_model
@@ -162,5 +157,7 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0) -> None:
         _say(f"   {line}")
 
     _say("== 5. export the student")
-    _export(path("student"), workdir)
+    _say("   apt-fast export-gguf --model-path student --output student.gguf --type q8_0")
+    exported = export_checkpoint(path("student"), path("student.gguf"), "q8_0")
+    _say(f"   {export_summary(exported, 'q8_0')}")
     _say(f"demo finished in {time.perf_counter() - started:.0f} s; outputs in {workdir}")

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from .quantize import BLOCK_SIZE, GGUFType
+from ..gguf.tensor_types import BLOCK_SIZE, GGUFType
 
 CHUNK_ELEMENTS = 1 << 20  # fp32 elements per piece: 4 MiB read, at most 2 MiB (F16) written
 assert CHUNK_ELEMENTS % BLOCK_SIZE == 0  # every piece of a block-quantized tensor is whole blocks

@@ -6,19 +6,17 @@ string per id; ids no token maps to are "[UNUSED_<id>]"), ``token_type`` (1 norm
 6 byte), ``merges`` (gpt2 only), the special ids and ``tokenizer.chat_template`` when there is one.
 
 For an exact rebuild by apt_fast: ``apt.tokenizer.file_names`` / ``apt.tokenizer.file_contents``, the
-text files ``tokenizer.save_pretrained`` writes (a character vocabulary may map two strings to one id,
-which a token list cannot express).
+text files ``tokenizer.save_pretrained`` writes (apt_fast.gguf.tokenizer_files, which also reads them back).
 """
 
 from __future__ import annotations
 
-from .reader import GGUFError
-
 import os
 import tempfile
 
+from ..gguf.tokenizer_files import FILE_CONTENTS, FILE_NAMES
+
 NORMAL, CONTROL, UNUSED, BYTE = 1, 3, 5, 6
-FILE_NAMES, FILE_CONTENTS = "apt.tokenizer.file_names", "apt.tokenizer.file_contents"
 _SPECIAL_IDS = {"bos": "bos_token_id", "eos": "eos_token_id", "padding": "pad_token_id", "unknown": "unk_token_id"}
 
 
@@ -87,24 +85,3 @@ def add_tokenizer(writer, tokenizer) -> None:
     writer.add_array(FILE_NAMES, names)
     writer.add_array(FILE_CONTENTS, contents)
 
-
-def tokenizer_from_metadata(metadata: dict, source: str):
-    """The tokenizer saved in a GGUF file's metadata, or None when the file carries none."""
-    from ..models.apt.tokenization_apt import load_tokenizer
-
-    names, contents = metadata.get(FILE_NAMES), metadata.get(FILE_CONTENTS)
-    if names is None and contents is None:
-        return None
-    if not (isinstance(names, list) and isinstance(contents, list) and len(names) == len(contents)
-            and all(isinstance(x, str) for x in names + contents)):
-        raise GGUFError(f"{source}: {FILE_NAMES} and {FILE_CONTENTS} must be string arrays of equal length")
-    with tempfile.TemporaryDirectory() as directory:
-        for name, content in zip(names, contents):
-            if os.path.basename(name) != name or name in ("", ".", ".."):
-                raise GGUFError(f"{source}: {FILE_NAMES} holds an invalid file name {name!r}")
-            with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
-                f.write(content)
-        try:
-            return load_tokenizer(directory)
-        except (OSError, ValueError, KeyError) as err:
-            raise GGUFError(f"{source}: the tokenizer stored in the file cannot be loaded: {err}") from err

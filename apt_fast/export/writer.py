@@ -4,7 +4,8 @@ Types: 2-D weight matrices (the embedding, the untied output, the q/k/v/o projec
 the requested type; every other tensor (biases, norms, tau, the sr_conv weights, the positional table,
 the taylor parameters) stays F32. A block type (q8_0, q4_*, q5_*) needs rows that are a multiple of 32
 elements; a matrix whose rows are not is written as F16 instead, as llama.cpp's converter does. The tied
-output projection is not written: ``token_embd.weight`` serves both (tensor names: tensor_names.py).
+output projection is not written: ``token_embd.weight`` serves both (tensor names:
+apt_fast/gguf/tensor_names.py).
 
 Memory: the tensor infos are planned from shapes alone and written with gguf's GGUFWriter; then each
 tensor is converted and appended in turn, a piece at a time through one small scratch buffer
@@ -22,10 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import metadata as meta
-from .quantize import GGUFType, TYPES, convert, gguf_type
+from ..gguf import metadata as meta
+from ..gguf.tensor_names import gguf_name
+from ..gguf.tensor_types import GGUFType, TYPES, gguf_type
+from .gguf_blocks import convert
 from .tensor_data import padding, pieces, scratch_buffer
-from .tensor_names import gguf_name
 from .tokenizer_metadata import add_tokenizer
 
 # ggml's file-type codes (general.file_type: what most tensors are)

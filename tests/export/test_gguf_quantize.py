@@ -9,7 +9,8 @@ import torch
 gguf = pytest.importorskip("gguf")
 
 from apt_fast._native import native  # noqa: E402
-from apt_fast.export.quantize import TYPES, convert, gguf_type, quantize_blocks  # noqa: E402
+from apt_fast.export.gguf_blocks import convert, quantize_blocks  # noqa: E402
+from apt_fast.gguf.tensor_types import TYPES, gguf_type  # noqa: E402
 
 BLOCK_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
 

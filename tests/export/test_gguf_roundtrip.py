@@ -12,7 +12,7 @@ gguf = pytest.importorskip("gguf")
 
 import apt_fast  # noqa: E402
 from apt_fast.export import export_gguf, load_gguf, read_gguf  # noqa: E402
-from apt_fast.export.tensor_names import gguf_name  # noqa: E402
+from apt_fast.gguf.tensor_names import gguf_name  # noqa: E402
 
 
 ALL_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]

@@ -31,7 +31,8 @@ def _gguf_py_quantize(qtype: str, weights: torch.Tensor) -> np.ndarray:
 
 
 def _apt_fast_quantize(qtype: str, weights: torch.Tensor) -> np.ndarray:
-    from ...export.quantize import TYPES, quantize_blocks
+    from ...export.gguf_blocks import quantize_blocks
+    from ...gguf.tensor_types import TYPES
 
     return quantize_blocks(weights, TYPES[qtype])
 
@@ -72,7 +73,8 @@ def _model(quick: bool):
 
 def _exported_arrays(model) -> list[np.ndarray]:
     """Each tensor as the export writes it (F16 matrices, F32 rest), converted ahead of the timing."""
-    from ...export.quantize import TYPES, convert
+    from ...export.gguf_blocks import convert
+    from ...gguf.tensor_types import TYPES
     from ...export.writer import plan_tensors
 
     state = model.state_dict()

@@ -11,7 +11,7 @@ Formats, detected from the path:
 * **HLBD single file** ``.pt``: ``model_state_dict``, ``config`` and the char tokenizer's
   ``tokenizer_char_to_id`` / ``tokenizer_id_to_char`` / ``tokenizer_next_id`` fields;
 * **GGUF file** (starts with b"GGUF"), as written by ``apt_fast.export.export_gguf``: read by
-  :func:`apt_fast.export.load_gguf`, weights dequantized to float32.
+  :func:`apt_fast.models.apt.gguf_loading.load_gguf`, weights dequantized to float32.
 
 Pickled files are read with ``torch.load(weights_only=True)``: a checkpoint never runs code. Pruned
 weights (``*.weight_orig`` / ``*.weight_mask``) load as weight = orig * mask. Shapes give vocab_size,
@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from .configuration_apt import APTConfig
+from .gguf_loading import load_gguf
 from .modeling_apt import APTModel
 from .tokenization_apt import load_tokenizer
 from .tokenization_char import HLBDCharTokenizer
@@ -254,8 +255,6 @@ def load(path: str | os.PathLike, *, config_overrides: dict | None = None):
         raise CheckpointError(f"{path}: unknown checkpoint format: the directory has neither model.safetensors nor model.pt")
     if os.path.isfile(path):
         if _is_gguf(path):
-            from ...export.importer import load_gguf
-
             return load_gguf(path, config_overrides=config_overrides)
         return _load_pt_file(path, config_overrides)
     raise CheckpointError(f"{path}: no such file or directory")

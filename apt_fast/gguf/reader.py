@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .quantize import TYPES_BY_ID, GGUFType
+from .tensor_types import TYPES_BY_ID, GGUFType
 
 MAGIC = b"GGUF"
 MAX_DIMS = 4  # ggml's GGML_MAX_DIMS

@@ -2,44 +2,29 @@
 
 The config comes from the ``apt.*`` metadata, the tokenizer from the ``apt.tokenizer.*`` files, the
 weights from the tensors, dequantized to float32 on load (F32 files therefore give the exported model's
-exact weights). Names and shapes are checked against the model before anything is copied.
+exact weights). Names and shapes are checked against the model before anything is copied. The file
+format itself (reader, metadata keys, tensor names) is apt_fast.gguf.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import torch
 
-from . import metadata as meta
-from .reader import GGUFError, GGUFFile, read_gguf
-from .tensor_names import state_dict_key
-from .tokenizer_metadata import tokenizer_from_metadata
+from ...gguf import metadata as meta
+from ...gguf.dequantize import dequantize
+from ...gguf.reader import GGUFError, GGUFFile, read_gguf
+from ...gguf.tensor_names import state_dict_key
+from ...gguf.tokenizer_files import tokenizer_files
+from .configuration_apt import APTConfig
+from .modeling_apt import APTModel
+from .tokenization_apt import load_tokenizer
 
 
-def dequantize(file: GGUFFile, name: str) -> torch.Tensor:
-    """Tensor ``name`` as float32 in its PyTorch shape."""
-    info = file.tensors[name]
-    raw = file.raw(name)
-    kind = info.qtype.name
-    if kind == "f32":
-        values = raw.view(np.float32).copy()
-    elif kind == "f16":
-        values = raw.view(np.float16).astype(np.float32)
-    elif kind == "bf16":
-        values = (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
-    else:
-        import gguf
-
-        blocks = raw.reshape(-1, info.qtype.type_size)
-        values = gguf.quants.dequantize(blocks, gguf.GGMLQuantizationType(info.qtype.ggml_id))
-    return torch.from_numpy(values.reshape(info.shape))
-
-
-def _config(file: GGUFFile, overrides: dict | None):
-    from ..models.apt import APTConfig
-
+def _config(file: GGUFFile, overrides: dict | None) -> APTConfig:
     architecture = file.metadata.get("general.architecture")
     if architecture != meta.ARCHITECTURE:
         raise GGUFError(f"{file.path}: general.architecture is {architecture!r}, not 'apt'; apt_fast imports "
@@ -49,6 +34,21 @@ def _config(file: GGUFFile, overrides: dict | None):
         return APTConfig(**fields)
     except (TypeError, ValueError) as err:
         raise GGUFError(f"{file.path}: the metadata gives an invalid APT config: {err}") from err
+
+
+def _tokenizer(file: GGUFFile):
+    """The tokenizer saved in the file's metadata, or None when the file carries none."""
+    files = tokenizer_files(file.metadata, file.path)
+    if files is None:
+        return None
+    with tempfile.TemporaryDirectory() as directory:
+        for name, content in files.items():
+            with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+                f.write(content)
+        try:
+            return load_tokenizer(directory)
+        except (OSError, ValueError, KeyError) as err:
+            raise GGUFError(f"{file.path}: the tokenizer stored in the file cannot be loaded: {err}") from err
 
 
 def _match_tensors(file: GGUFFile, expected: dict[str, torch.Tensor], tied: bool) -> dict[str, str]:
@@ -77,11 +77,9 @@ def load_gguf(path: str | os.PathLike, *, config_overrides: dict | None = None):
 
     The model is float32, in eval mode; ``tokenizer`` is None when the file stores none.
     """
-    from ..models.apt import APTModel
-
     file = read_gguf(path)
     config = _config(file, config_overrides)
-    tokenizer = tokenizer_from_metadata(file.metadata, file.path)
+    tokenizer = _tokenizer(file)
     model = APTModel(config)
     expected = model.state_dict()
     keys = _match_tensors(file, expected, config.tie_word_embeddings)
