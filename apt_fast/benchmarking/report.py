@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 import platform
-import tempfile
 from typing import Iterable, List, Optional, Sequence
 
 import torch
 
+from ..atomic import atomic_write_json
 from .harness import CaseResult
 from .targets import Verdict
 
@@ -88,12 +86,4 @@ def environment() -> dict:
 def write_json(results: Iterable[CaseResult], path: str) -> None:
     """Writes {environment, results} atomically (temporary file, then rename)."""
     payload = {"environment": environment(), "results": [r.as_dict() for r in results]}
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".bench-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write_json(path, payload)

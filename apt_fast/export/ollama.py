@@ -133,7 +133,7 @@ def export_ollama(model, tokenizer, output_dir: str | os.PathLike, quantize: str
 
 
 def _write_text(path: str, text: str) -> None:
-    from ..models.apt._io import atomic_write
+    from ..atomic import atomic_write
 
     def write(tmp_path: str) -> None:
         with open(tmp_path, "w", encoding="utf-8") as f:

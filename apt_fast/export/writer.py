@@ -17,12 +17,12 @@ and an existing file at the target is replaced only by a finished one.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from ..gguf import metadata as meta
 from ..gguf.tensor_names import gguf_name
 from ..gguf.tensor_types import GGUFType, TYPES, gguf_type
@@ -169,15 +169,10 @@ def export_gguf(
     path = check_output_path(path)
     plan = plan_tensors(model, qtype)
     name = name or os.path.splitext(os.path.basename(path))[0]
-    fd, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part",
-                                    dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
-    try:
+
+    def write(tmp_path: str) -> None:
         with torch.no_grad():
             _write(tmp_path, model, plan, qtype, tokenizer, name, sampling, progress)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+
+    atomic_write(path, write, prefix=f".{os.path.basename(path)}.", suffix=".part")
     return path

@@ -21,7 +21,7 @@ import shutil
 
 import torch
 
-from ..models.apt._io import atomic_write, atomic_write_json
+from ..atomic import atomic_write, atomic_write_json
 from ..models.apt.loading import save
 
 CHECKPOINTS = "checkpoints"

@@ -14,6 +14,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from ...atomic import process_umask
 from . import generation
 from .attention import AutopoieticAttention
 from .configuration_apt import APTConfig
@@ -240,12 +241,15 @@ class APTModel(APTPreTrainedModel):
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
         """transformers' save_pretrained (safetensors, tied weights once, config.json), made atomic:
-        files are written to a temporary folder inside ``save_directory`` and moved with os.replace."""
+        files are written to a temporary folder inside ``save_directory`` and moved with os.replace, with the
+        mode open() would give them (safetensors writes 0600)."""
         os.makedirs(save_directory, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".tmp-save-", dir=save_directory)
+        mode = 0o666 & ~process_umask()
         try:
             super().save_pretrained(staging, **kwargs)
             for name in os.listdir(staging):
+                os.chmod(os.path.join(staging, name), mode)
                 os.replace(os.path.join(staging, name), os.path.join(save_directory, name))
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ._io import read_json
+from ...atomic import read_json
 from .tokenization_base import TOKENIZER_CONFIG, APTTokenizerBase
 from .tokenization_byte import APTByteTokenizer
 from .tokenization_char import VOCAB_FILE, ChineseCharTokenizer, HLBDCharTokenizer

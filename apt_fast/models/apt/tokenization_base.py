@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from ._io import atomic_write_json, read_json
+from ...atomic import atomic_write_json, read_json
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
 

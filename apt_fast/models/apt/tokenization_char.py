@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ._io import atomic_write_json, read_json
+from ...atomic import atomic_write_json, read_json
 from .tokenization_base import APTTokenizerBase
 
 VOCAB_FILE = "vocab.json"
