@@ -20,12 +20,16 @@ from apt_fast.reference.distill_loss import distill_loss_fwd_ref  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DIVERGENCES = ("forward_kl", "reverse_kl", "jsd")
-# Loss: |loss - ref| <= LOSS_RTOL * (|ref| + alpha T^2 + ce_weight). A float32 log-sum-exp is off by a few
-# float32 ulps in absolute terms, so a small divergence (JSD rows are often ~0.01) cannot be accurate to
-# 1e-6 relative to itself; the tolerance is relative to the scale of the loss's terms as well.
-# Compiled kernels use the hardware's approximate exp2/log2; the interpreter uses numpy's.
-LOSS_RTOL = 1e-6 if DEVICE == "cpu" else 2e-5
-GRAD_RTOL = 1e-5 if DEVICE == "cpu" else 5e-5
+# flash-attention's rule: the kernel's error against the float64 reference within 2x the float32 (same inputs)
+# reference's, plus a floor. Loss errors are measured relative to |loss| + alpha T^2 + ce_weight, the scale of the
+# row's terms: a float32 log-sum-exp is off by a few float32 ulps in absolute terms, so a small divergence (JSD
+# rows are often ~0.01) cannot be accurate relative to itself. Gradients relative to max |grad|. Measured under
+# the interpreter: the kernel's errors <= 4e-7, the float32 reference's 0 (by chance, on some rows) to 2.4e-5
+# (logits of 1e4: it divides by T before subtracting the max). The floor, ~17 float32 units of roundoff, covers
+# a reference that happens to be exact. Compiled kernels use the hardware's approximate exp2/log2, hence the
+# larger floors on a GPU; the interpreter uses numpy's.
+LOSS_FLOOR = 1e-6 if DEVICE == "cpu" else 2e-5
+GRAD_FLOOR = 1e-6 if DEVICE == "cpu" else 5e-5
 IGNORE_INDEX = -100
 
 # Masked lanes and -inf logits give NaN in the branch of a tl.where that is not taken.
@@ -80,34 +84,37 @@ def _reference_without_masked_columns(student, teacher, target, *args, compute_d
 
 def _check(student, teacher, target, temperature, divergence, *, jsd_beta=0.5, alpha=0.8, ce_weight=0.0,
            grad_scale=0.37, compute_grad=True, block_v=None, reference=_reference):
-    """Runs the kernel and the float64 reference and compares; returns (loss, grad) of the kernel."""
+    """Runs the kernel, the float64 reference and the same-precision reference, and compares by flash-attention's
+    rule (module docstring); returns (loss, grad) of the kernel."""
     args = (temperature, divergence, jsd_beta, alpha, ce_weight, IGNORE_INDEX, grad_scale, compute_grad)
+    case = f"{divergence} T={temperature} {student.dtype} {tuple(student.shape)}"
     loss, grad = distill_loss_fwd_triton(student, teacher, target, *args, block_v=block_v)
     ref_loss, ref_grad = reference(student, teacher, target, *args, compute_dtype=torch.float64)
+    fp32_loss, fp32_grad = reference(student, teacher, target, *args, compute_dtype=torch.float32)
     loss, grad = loss.cpu(), grad.cpu()
     assert loss.dtype == torch.float32 and loss.shape == ref_loss.shape
-    loss_diff = (loss.double() - ref_loss.double()).abs()  # [N]
-    rel_err = (loss_diff / ref_loss.double().abs().clamp_min(1e-30)).max().item()
-    scaled_err = (loss_diff / (ref_loss.double().abs() + alpha * temperature**2 + ce_weight)).max().item()
-    print(f"{divergence} T={temperature} {student.dtype} {tuple(student.shape)}: loss err: max relative "
-          f"{rel_err:.3g}, max relative to |loss| + alpha T^2 + ce_weight {scaled_err:.3g}", end="")
-    assert scaled_err <= LOSS_RTOL
+    terms = ref_loss.double().abs() + alpha * temperature**2 + ce_weight  # [N] the scale of each row's terms
+    scaled_err = ((loss.double() - ref_loss.double()).abs() / terms).max().item()
+    fp32_scaled_err = ((fp32_loss.double() - ref_loss.double()).abs() / terms).max().item()
+    allowed = 2 * fp32_scaled_err + LOSS_FLOOR
+    assert scaled_err <= allowed, (f"{case}: loss error / (|loss| + alpha T^2 + ce_weight) {scaled_err:.2e} > "
+                                   f"{allowed:.2e} = 2 x the float32 reference's {fp32_scaled_err:.2e} + floor")
     if not compute_grad:
-        print()
         assert grad.numel() == 0 and grad.dtype == student.dtype
         return loss, grad
     assert grad.dtype == student.dtype and grad.shape == student.shape
     diff = (grad.double() - ref_grad.double()).abs()  # [N, V]
-    scale = ref_grad.double().abs().max().clamp_min(1e-30)
+    scale = ref_grad.double().abs().max().clamp_min(1e-30).item()
     if student.dtype == torch.float32:
-        print(f", max grad err / max |grad| {(diff.max() / scale).item():.3g}")
-        assert (diff.max() / scale).item() <= GRAD_RTOL
+        err, fp32_err = diff.max().item() / scale, (fp32_grad.double() - ref_grad.double()).abs().max().item() / scale
+        allowed = 2 * fp32_err + GRAD_FLOOR
+        assert err <= allowed, (f"{case}: gradient error / max |grad| {err:.2e} > {allowed:.2e} = 2 x the float32 "
+                                f"reference's {fp32_err:.2e} + {GRAD_FLOOR:g}")
     else:  # both sides round to the low-precision dtype: allow one ulp of each element
         ulp = 2.0 ** -7 if student.dtype == torch.bfloat16 else 2.0 ** -10
-        excess = diff - ulp * ref_grad.double().abs()  # [N, V]
-        print(f", max grad err / |grad| {(diff / ref_grad.double().abs().clamp_min(1e-30)).max().item():.3g}, "
-              f"max grad err beyond 1 ulp / max |grad| {(excess.max() / scale).item():.3g}")
-        assert (excess.max() / scale).item() <= GRAD_RTOL
+        excess = (diff - ulp * ref_grad.double().abs()).max().item() / scale  # [N, V]
+        assert excess <= GRAD_FLOOR, (f"{case}: gradient error beyond one {student.dtype} ulp / max |grad| "
+                                      f"{excess:.2e} > {GRAD_FLOOR:g}")
     return loss, grad
 
 

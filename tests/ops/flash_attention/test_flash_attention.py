@@ -6,12 +6,14 @@ import pytest
 import torch
 
 import apt_fast.functional as AF
-from apt_fast import _native
 from apt_fast.reference.dropout_hash import dropout_keep_factors
 from apt_fast.reference.flash_attention import flash_attention_fwd_ref
 from attention_helpers import assert_within_reference_error, randn
+from native_kernels import FLASH_ATTENTION_OPS, native_kernels_fixture
 
-pytestmark = pytest.mark.skipif(not _native.is_available(), reason="apt_fast._C is not built")
+# Every test here runs the native CPU kernels through torch.ops.apt_fast: skipped, with the reason, where they
+# cannot serve (no apt_fast._C, APT_FAST_BACKEND=reference), failed where another implementation is registered.
+served_natively = native_kernels_fixture(*FLASH_ATTENTION_OPS)
 
 # (B, H, T, S, d)
 SHAPES = [(2, 3, 97, 31, 59), (1, 8, 64, 130, 16), (2, 1, 1, 1, 1), (1, 2, 70, 70, 64)]
@@ -94,22 +96,25 @@ def test_fully_masked_rows_give_zero():
 
 
 def test_dropout_matches_reference_draw():
+    """With dropout the kernel keeps the reference's exact draw: out, lse and every gradient by flash-attention's
+    rule against the reference in float64 (a different draw would be off by O(1))."""
+    from apt_fast.reference.flash_attention import flash_attention_bwd_ref
+
     shape = (2, 2, 37, 45, 16)
     q, k, v = make_inputs(shape)
     bias = randn(2, 37, 45, seed=3)
     grad_out = randn(2, 2, 37, 16, seed=4)
     seed, p = 1234, 0.3
     out, lse = torch.ops.apt_fast.flash_attention_fwd(q, k, v, bias, None, False, 0.25, p, seed)
-    ref, ref_lse = flash_attention_fwd_ref(q.double(), k.double(), v.double(), bias.double(), None, False, 0.25, p, seed)
-    torch.testing.assert_close(out, ref.float(), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(lse, ref_lse.float(), rtol=1e-5, atol=1e-5)
     grads = torch.ops.apt_fast.flash_attention_bwd(grad_out, q, k, v, bias, None, out, lse, False, 0.25, p, seed, True)
-    from apt_fast.reference.flash_attention import flash_attention_bwd_ref
-
-    ref_grads = flash_attention_bwd_ref(grad_out.double(), q.double(), k.double(), v.double(), bias.double(), None,
-                                        False, 0.25, p, seed)
-    for got, want in zip(grads, ref_grads):
-        torch.testing.assert_close(got, want.float(), rtol=1e-4, atol=1e-5)
+    ref = {}
+    for dtype in (torch.float32, torch.float64):
+        args = [x.to(dtype) for x in (q, k, v, bias)]
+        ref[dtype] = (*flash_attention_fwd_ref(*args, None, False, 0.25, p, seed),
+                      *flash_attention_bwd_ref(grad_out.to(dtype), *args, None, False, 0.25, p, seed))
+    for name, got, r32, r64 in zip(("out", "lse", "dq", "dk", "dv", "dbias"), (out, lse, *grads),
+                                   ref[torch.float32], ref[torch.float64]):
+        assert_within_reference_error(name, got, r32, r64)
 
 
 def test_dropout_statistics():
@@ -135,10 +140,10 @@ def test_non_contiguous_inputs():
     q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # [B, H, T, d] views with row stride 3·H·d
     bias = randn(t, t, seed=1).t()  # column-major
     odd = randn(b, h, d, t, seed=2).transpose(-1, -2)  # unit stride along T, not d: copied
-    expected = flash_attention_fwd_ref(q, k, v, bias, None, False, d**-0.5)[0]
-    torch.testing.assert_close(AF.flash_attention(q, k, v, bias), expected, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(AF.flash_attention(odd, k, v), flash_attention_fwd_ref(odd, k, v, None, None, False,
-                                                                                     d**-0.5)[0], rtol=1e-5, atol=1e-5)
+    for name, inputs in (("strided q, k, v, bias", (q, k, v, bias)), ("q strided along T", (odd, k, v, None))):
+        reference = [flash_attention_fwd_ref(*[x.to(dtype) if x is not None else None for x in inputs], None, False,
+                                             d**-0.5)[0] for dtype in (torch.float32, torch.float64)]
+        assert_within_reference_error(name, AF.flash_attention(*inputs), *reference)
 
 
 def test_opcheck():

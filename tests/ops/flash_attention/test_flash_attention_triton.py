@@ -66,11 +66,12 @@ def compare(shape, bias_shape=None, mask_shape=None, causal=False, dropout_p=0.0
                                        **BLOCKS)
     ref, _ = _reference(q, k, v, bias, mask, grad_out, causal, scale, dropout_p, 1234, dtype)
     ref64, lse64 = _reference(q, k, v, bias, mask, grad_out, causal, scale, dropout_p, 1234, torch.float64)
+    _, lse32 = _reference(q, k, v, bias, mask, grad_out, causal, scale, dropout_p, 1234, torch.float32)
 
     assert lse.dtype == torch.float32 and lse.shape == lse64.shape
-    lse, empty = lse.cpu().double(), torch.isneginf(lse64)
-    assert torch.equal(torch.isneginf(lse), empty)
-    assert (lse - lse64)[~empty].abs().max().item() < 1e-5
+    lse, empty = lse.cpu(), torch.isneginf(lse64)
+    assert torch.equal(torch.isneginf(lse), empty)  # lse is float32 whatever the inputs: the float32 reference's
+    assert_within_reference_error("lse", lse[~empty], lse32[~empty], lse64[~empty])
     errors = {}
     for name, got, want, want64 in zip(NAMES, (out, *grads), ref, ref64):
         if want64 is None:  # no bias: an empty d(bias)
@@ -184,6 +185,6 @@ def test_every_attention_kernel_compiles_for_sm90():
     env["TRITON_DEFAULT_FP_FUSION"] = "1"
     result = subprocess.run([sys.executable, "-c", COMPILE_CHECK], env=env, capture_output=True, text=True,
                             timeout=1200)
-    print(result.stdout)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(result.stdout.splitlines()) == 18  # 9 kernel launches x 2 dtypes
+    compiled = result.stdout.splitlines()  # kernel, q's type, cubin bytes, shared memory: one line per compile
+    assert len(compiled) == 18, f"9 kernel launches x 2 dtypes, got:\n{result.stdout}"
