@@ -33,7 +33,7 @@ def test_fused_equals_unfused_at_batch_4(distill_type):
         loss.backward()
         losses.append(loss.detach())
         grads.append(torch.cat([p.grad.flatten() for p in student.parameters() if p.grad is not None]))
-    print("loss diff", (losses[0] - losses[1]).abs().item(), "grad diff", (grads[0] - grads[1]).abs().max().item())
+    # Two float32 code paths of the same loss (self-consistency): the fused one within float32 noise of the other.
     torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
 

@@ -27,10 +27,9 @@ def test_two_processes_match_one(tmp_path, tiny_model_dir, train_file):
     one = _fine_tune([sys.executable], tiny_model_dir, train_file, str(tmp_path / "one"), tmp_path)
     two = _fine_tune([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"],
                      tiny_model_dir, train_file, str(tmp_path / "two"), tmp_path)
-    print("1 process:", one, "\n2 processes:", two)
-    assert len(one) == len(two) == 12
-    for a, b in zip(one, two):
-        assert abs(a - b) <= 1e-5 * max(1.0, abs(a)), (a, b)
+    assert len(one) == len(two) == 12, f"1 process: {one}\n2 processes: {two}"
+    for step, (a, b) in enumerate(zip(one, two)):
+        assert abs(a - b) <= 1e-5 * max(1.0, abs(a)), f"step {step}: 1 process {a}, 2 processes {b}"
     assert sorted(os.listdir(tmp_path / "two" / "checkpoints" / "step-12")) == [
         "config.json", "model.safetensors", "rng-rank0.pt", "rng-rank1.pt", "tokenizer_config.json",
         "trainer_state.pt"]
