@@ -46,7 +46,8 @@ def test_tier_follows_from_the_features():
     f = features()
     avx2 = f["os_avx"] and f["avx2"] and f["fma"] and f["f16c"]
     avx512 = avx2 and f["os_avx512"] and all(f[n] for n in ("avx512f", "avx512bw", "avx512vl", "avx512dq",
-                                                             "avx512_vnni", "avx512_bf16"))
+                                                             "avx512_vnni", "avx512_bf16", "avx512_vbmi",
+                                                             "avx512_vbmi2"))
     amx = avx512 and f["os_amx"] and f["amx_permitted"] and all(f[n] for n in ("amx_tile", "amx_int8", "amx_bf16"))
     expected = "amx" if amx else "avx512" if avx512 else "avx2" if avx2 else "scalar"
     assert _native.native().detected_simd_level() == expected

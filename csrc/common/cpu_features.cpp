@@ -87,7 +87,7 @@ CpuFeatures detect() {
 bool supports(const CpuFeatures& f, SimdLevel level) {
   const bool avx2 = f.os_avx && f.avx2 && f.fma && f.f16c;
   const bool avx512 = avx2 && f.os_avx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq &&
-                      f.avx512_vnni && f.avx512_bf16;
+                      f.avx512_vnni && f.avx512_bf16 && f.avx512_vbmi && f.avx512_vbmi2;
   const bool amx = avx512 && f.amx_tile && f.amx_int8 && f.amx_bf16 && f.os_amx && f.amx_permitted;
   switch (level) {
     case SimdLevel::Amx: return amx;

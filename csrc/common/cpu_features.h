@@ -31,7 +31,7 @@ const CpuFeatures& cpu_features();
 // The kernel tiers, lowest first:
 //   Scalar  portable code;
 //   Avx2    AVX2 + FMA + F16C;
-//   Avx512  AVX-512 F/BW/VL/DQ + VNNI + BF16 (Zen 4, Sapphire Rapids);
+//   Avx512  AVX-512 F/BW/VL/DQ + VNNI + BF16 + VBMI/VBMI2 (Zen 4, Sapphire Rapids);
 //   Amx     Avx512 plus AMX-TILE/INT8/BF16 with the OS state and permission.
 enum class SimdLevel : int { Scalar = 0, Avx2 = 1, Avx512 = 2, Amx = 3 };
 
