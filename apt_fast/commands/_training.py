@@ -61,6 +61,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfi
     parser.add_argument("--max-steps", type=int_at_least(1), metavar="N", help="stop after N optimizer steps")
     parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip,
                         help="gradient-norm clipping, 0 disables (default %(default)s)")
+    parser.add_argument("--skip-nonfinite-steps", type=int_at_least(0), default=defaults.skip_nonfinite_steps,
+                        metavar="N", help="skip the update of up to N steps whose loss or gradient norm is NaN "
+                                          "or infinite; the next one stops the run (default %(default)s)")
     parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing, help="default %(default)s")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for forward and loss")
     parser.add_argument("--early-stopping-patience", type=int_at_least(0), default=defaults.early_stopping_patience,
@@ -83,7 +86,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, schedule=args.schedule,
-        max_steps=args.max_steps, grad_clip=args.grad_clip, bf16=args.bf16, label_smoothing=args.label_smoothing,
+        max_steps=args.max_steps, grad_clip=args.grad_clip, skip_nonfinite_steps=args.skip_nonfinite_steps,
+        bf16=args.bf16, label_smoothing=args.label_smoothing,
         eval_steps=args.eval_steps, early_stopping_patience=args.early_stopping_patience,
         save_steps=args.save_steps, keep_checkpoints=args.keep_checkpoints, max_length=args.max_length,
         seed=args.seed, fast=not args.no_fast, tensorboard=not args.no_tensorboard)

@@ -16,6 +16,10 @@ _LAZY = {
     "DataFile": "data",
     "read_data_file": "data",
     "distill": "distillation",
+    "NonFiniteError": "errors",
+    "TrainingError": "errors",
+    "TrainingFailed": "errors",
+    "UnreadableCheckpoint": "errors",
     "EvalResult": "evaluation",
     "evaluate": "evaluation",
     "exact_match": "evaluation",
@@ -31,7 +35,7 @@ _LAZY = {
     "Example": "records",
     "render_prompt": "records",
     "Trainer": "trainer",
-    "TrainingInterrupted": "trainer",
+    "TrainingInterrupted": "interrupt",
     "TrainResult": "trainer",
 }
 
@@ -46,7 +50,8 @@ def __getattr__(name):
 
 __all__ = [
     "IGNORE_INDEX", "Batch", "DataFile", "DistillObjective", "DistillSettings", "EvalResult", "Example", "FineTuner",
-    "FreezeReport", "LanguageModelObjective", "TokenizedData", "TrainConfig", "TrainResult", "Trainer",
-    "TrainingInterrupted", "collate", "distill", "evaluate", "exact_match", "fine_tune_model", "freeze_layers",
-    "generate_text", "read_data_file", "render_prompt", "tokenize_examples", "train_model",
+    "FreezeReport", "LanguageModelObjective", "NonFiniteError", "TokenizedData", "TrainConfig", "TrainResult",
+    "Trainer", "TrainingError", "TrainingFailed", "TrainingInterrupted", "UnreadableCheckpoint", "collate", "distill",
+    "evaluate", "exact_match", "fine_tune_model", "freeze_layers", "generate_text", "read_data_file", "render_prompt",
+    "tokenize_examples", "train_model",
 ]

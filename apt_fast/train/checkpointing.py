@@ -1,15 +1,24 @@
-"""Where a run writes, and how: resumable checkpoints, the best model, the final model; all atomic.
+"""Where a run writes, and how: resumable checkpoints, the best and the last model, the final model; all atomic.
 
 Layout of ``save_path``::
 
-    save_path/                      the final model (config.json, model.safetensors, tokenizer files)
-    save_path/training_log.json     losses, evaluations and the settings of the run
-    save_path/best/                 the model with the best validation loss so far
+    save_path/                      the final model (config.json, model.safetensors, tokenizer files):
+                                    a copy of best/ or of last/, by the rule below
+    save_path/training_log.json     losses, evaluations, the settings of the run, which model is final
+    save_path/best/                 the model with the lowest finite validation loss so far
+    save_path/last/                 the model of the last step
     save_path/checkpoints/step-N/   model + trainer_state.pt (optimizer, scheduler, step, early-stopping
                                     state, history) + rng-rank<R>.pt (each process's RNG state)
 
-A checkpoint directory is written under a temporary name and renamed into place, so a crash or Ctrl-C
-never leaves a half-written checkpoint: a directory named step-N is complete.
+The final model (the rule, also written to training_log.json as ``final_weights_rule``): with validation
+data it is best/, the weights of the lowest validation loss, where the evaluation after the last step
+takes part (a run always evaluates after its last step, whatever ``eval_steps``); without validation
+data, or when no validation loss was finite, it is last/. A NaN or infinite validation loss is never the
+best, and no weights with a NaN or infinite value are ever saved.
+
+A checkpoint, best/ and last/ are written under a temporary name and renamed into place, so a crash, a
+full disk or Ctrl-C never leaves a half-written one (the temporary is removed on failure): a directory
+named step-N is complete, and an error keeps the checkpoints written before it.
 """
 
 from __future__ import annotations
@@ -26,10 +35,16 @@ from ..models.apt.loading import save
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
+LAST = "last"
+FINAL_WEIGHTS_RULE = ("with validation data the final model is best/, the weights of the lowest finite validation "
+                      "loss, the evaluation after the last step included; without validation data, or without a "
+                      "finite validation loss, it is last/, the weights of the last step")
 TRAINER_STATE = "trainer_state.pt"
+MODEL_FILE = "model.safetensors"
 LOG_FILE = "training_log.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
-_MODEL_FILES = ("config.json", "model.safetensors")
+_MODEL_FILES = ("config.json", MODEL_FILE)
+_TRAINER_STATE_KEYS = ("state", "optimizer", "scheduler", "config")
 
 
 def rng_state() -> dict:
@@ -49,7 +64,7 @@ def set_rng_state(state: dict) -> None:
 
 def holds_model(path: str) -> bool:
     """Whether ``path`` already holds a model or a run's checkpoints."""
-    return any(os.path.exists(os.path.join(path, name)) for name in (*_MODEL_FILES, CHECKPOINTS, BEST))
+    return any(os.path.exists(os.path.join(path, name)) for name in (*_MODEL_FILES, CHECKPOINTS, BEST, LAST))
 
 
 def replace_directory(staging: str, final: str) -> None:
@@ -77,6 +92,19 @@ def save_model(model, directory: str, tokenizer) -> None:
             hf_logging.enable_progress_bar()
 
 
+def save_model_directory(model, directory: str, tokenizer) -> None:
+    """Write the model to ``directory`` as a whole: staged in ``directory.tmp`` and renamed when complete
+    (replacing an older ``directory``); a failure removes the staging directory and keeps the older one."""
+    staging = f"{directory}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        save_model(model, staging, tokenizer)
+        replace_directory(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def torch_save_atomic(obj, path: str) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:  # a file object: torch derives the archive name from a path's basename
@@ -100,6 +128,10 @@ class CheckpointStore:
     def best_dir(self) -> str:
         return os.path.join(self.save_path, BEST)
 
+    @property
+    def last_dir(self) -> str:
+        return os.path.join(self.save_path, LAST)
+
     def prepare(self, *, overwrite: bool, resuming: bool) -> None:
         """Refuse a save path that holds a model, unless ``overwrite`` (old run's files removed) or resuming."""
         if resuming or not holds_model(self.save_path):
@@ -107,7 +139,7 @@ class CheckpointStore:
         if not overwrite:
             raise FileExistsError(f"--save-path {self.save_path} already holds a model; pass --overwrite to replace "
                                   f"it, or --resume to continue its training")
-        for name in (CHECKPOINTS, BEST):
+        for name in (CHECKPOINTS, BEST, LAST):
             shutil.rmtree(os.path.join(self.save_path, name), ignore_errors=True)
 
     def checkpoints(self) -> list[tuple[int, str]]:
@@ -118,16 +150,22 @@ class CheckpointStore:
                  for name in os.listdir(self.checkpoint_dir) if (m := _STEP_DIR.match(name))]
         return sorted(found)
 
-    def resolve(self, resume: str) -> str:
-        """The checkpoint directory for ``--resume``: 'latest' (newest under save_path) or a path."""
+    def newest(self) -> str | None:
+        """The newest complete checkpoint, None when there is none."""
+        found = self.checkpoints()
+        return found[-1][1] if found else None
+
+    def candidates(self, resume: str) -> list[str]:
+        """The checkpoint directories ``--resume`` may use, in order of preference: for 'latest' every
+        complete checkpoint under save_path, newest first; else the path given."""
         if resume != "latest":
             if not os.path.exists(os.path.join(resume, TRAINER_STATE)):
                 raise FileNotFoundError(f"--resume {resume}: not a checkpoint directory (no {TRAINER_STATE})")
-            return resume
+            return [resume]
         found = self.checkpoints()
         if not found:
             raise FileNotFoundError(f"--resume: no checkpoint under {self.checkpoint_dir}; start without --resume")
-        return found[-1][1]
+        return [path for _, path in reversed(found)]
 
     def staging_dir(self, step: int) -> str:
         return os.path.join(self.checkpoint_dir, f".tmp-step-{step}")
@@ -145,7 +183,12 @@ class CheckpointStore:
 
     @staticmethod
     def read_state(directory: str) -> dict:
-        return torch.load(os.path.join(directory, TRAINER_STATE), map_location="cpu", weights_only=True)
+        """A checkpoint's trainer_state.pt; a file without the trainer's entries is a ValueError."""
+        saved = torch.load(os.path.join(directory, TRAINER_STATE), map_location="cpu", weights_only=True)
+        missing = [key for key in _TRAINER_STATE_KEYS if not isinstance(saved, dict) or key not in saved]
+        if missing:
+            raise ValueError(f"not a trainer state (no {', '.join(missing)})")
+        return saved
 
     @staticmethod
     def read_rng(directory: str, rank: int) -> dict | None:

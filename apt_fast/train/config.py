@@ -32,10 +32,15 @@ class TrainConfig:
     schedule: after warm-up, 'cosine' or 'linear' decay to 0, or 'constant'.
     max_steps: stop after this many optimizer steps (None: epochs decide); the schedule spans the run.
     grad_clip: clip the global gradient norm to this (0 disables).
+    skip_nonfinite_steps: a step whose loss or gradient norm (before clipping) is NaN or infinite stops the run
+        with a NonFiniteError naming the step and the last good checkpoint; with N > 0 the first N such steps
+        are skipped instead (gradients dropped, no optimizer update; the step counts, the schedule moves on,
+        its loss stays out of the history) and the (N+1)-th stops the run.
     bf16: run forward and loss under bfloat16 autocast (weights and optimizer stay float32).
     label_smoothing: of the cross-entropy (upstream's fine-tuner: 0).
-    eval_steps, early_stopping_patience: validate every eval_steps steps (when there is validation data);
-        stop after `patience` evaluations without a better validation loss (0 disables early stopping).
+    eval_steps, early_stopping_patience: validate every eval_steps steps and after the last step (when there
+        is validation data); stop after `patience` evaluations without a better validation loss (0 disables
+        early stopping). The final model is the best by validation loss, else the last (see checkpointing).
     save_steps, keep_checkpoints: write a resumable checkpoint every save_steps steps; keep the newest few.
     max_length: tokens per source / target sequence; longer samples are truncated (and counted).
     seed: data order, initialisation and dropout.
@@ -52,6 +57,7 @@ class TrainConfig:
     schedule: str = "cosine"
     max_steps: int | None = None
     grad_clip: float = 1.0
+    skip_nonfinite_steps: int = 0
     bf16: bool = False
     label_smoothing: float = 0.0
     eval_steps: int = 100
@@ -66,7 +72,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name, minimum in (("epochs", 1), ("batch_size", 1), ("gradient_accumulation_steps", 1), ("eval_steps", 1),
                               ("save_steps", 1), ("keep_checkpoints", 1), ("max_length", 2),
-                              ("early_stopping_patience", 0), ("seed", 0)):
+                              ("early_stopping_patience", 0), ("seed", 0),
+                              ("skip_nonfinite_steps", 0)):
             _check_int(name, getattr(self, name), minimum)
         _check_int("warmup_steps", self.warmup_steps, 0, allow_none=True)
         _check_int("max_steps", self.max_steps, 1, allow_none=True)
