@@ -1,9 +1,12 @@
-"""The apt-fast command line: info, bench argument handling, exit codes."""
+"""The apt-fast command line: info, bench argument handling, exit codes, --version, --quiet, python -m."""
+
+import subprocess
+import sys
 
 import pytest
 
-from apt_fast import _native
-from apt_fast.cli import main
+from apt_fast import __version__, _native
+from apt_fast.cli import build_parser, main
 
 
 def test_info_reports_build_and_ops(capsys):
@@ -27,7 +30,27 @@ def test_bench_rejects_unknown_filter(capsys):
     assert "--filter 'no-such-case' matches no benchmark case" in capsys.readouterr().err
 
 
-def test_every_command_has_help(capsys):
-    for command in ["info", "bench"]:
+def test_every_command_has_help_with_quiet(capsys):
+    for command in build_parser().commands:
         assert main([command, "--help"]) == 0
-        assert f"usage: apt-fast {command}" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert f"usage: apt-fast {command}" in out and "--quiet" in out
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"apt-fast {__version__}\n"
+
+
+def test_python_dash_m_apt_fast_runs_the_command_line():
+    result = subprocess.run([sys.executable, "-m", "apt_fast", "--version"], capture_output=True, text=True,
+                            timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"apt-fast {__version__}\n", "")
+
+
+@pytest.mark.parametrize("argv, quiet", [
+    (["info"], False), (["--quiet", "info"], True), (["-q", "info"], True), (["info", "--quiet"], True),
+    (["info", "-q"], True),
+])
+def test_quiet_goes_before_or_after_the_command(argv, quiet):
+    assert build_parser().parse_args(argv).quiet is quiet

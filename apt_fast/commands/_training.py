@@ -1,5 +1,5 @@
 """Options shared by the training commands (fine-tune, train, distill) and their translation into a
-TrainConfig; logging set-up and the torchrun runtime around a command."""
+TrainConfig; the --save-path check, logging set-up and the torchrun runtime around a command."""
 
 from __future__ import annotations
 
@@ -78,7 +78,21 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfi
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fast", action="store_true", help="run without apt_fast's kernels (plain PyTorch)")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default auto: cuda when available)")
+
+
+def requested_device(args: argparse.Namespace) -> str | None:
+    """--device as torch reads it; None for auto (checked by commands/checks.py before the command runs)."""
+    return None if args.device in (None, "auto") else args.device
+
+
+def check_save_path(args: argparse.Namespace) -> None:
+    """Before anything is loaded: a --save-path holding a model needs --overwrite or --resume (the engine's
+    own check, which changes nothing when it passes, and its message)."""
+    from ..train.checkpointing import CheckpointStore
+
+    if not args.overwrite:
+        CheckpointStore(args.save_path).prepare(overwrite=False, resuming=args.resume is not None)
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -93,8 +107,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed, fast=not args.no_fast, tensorboard=not args.no_tensorboard)
 
 
-def configure_logging(is_main: bool = True) -> None:
-    """Engine messages on stderr (warnings only on non-main processes)."""
+def configure_logging(is_main: bool = True, quiet: bool = False) -> None:
+    """Engine messages on stderr (warnings only with ``quiet`` and on non-main processes)."""
     logger = logging.getLogger("apt_fast.train")
     if not any(getattr(h, "_apt_fast", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
@@ -102,7 +116,7 @@ def configure_logging(is_main: bool = True) -> None:
         handler._apt_fast = True
         logger.addHandler(handler)
         logger.propagate = False
-    logger.setLevel(logging.INFO if is_main else logging.WARNING)
+    logger.setLevel(logging.INFO if is_main and not quiet else logging.WARNING)
 
 
 @contextmanager
@@ -110,8 +124,8 @@ def training_runtime(args: argparse.Namespace):
     """The process's runtime (joined to torchrun's group when launched by it), logging configured."""
     from ..train.distributed import init_runtime, shutdown_runtime
 
-    runtime = init_runtime(args.device)
-    configure_logging(runtime.is_main)
+    runtime = init_runtime(requested_device(args))
+    configure_logging(runtime.is_main, args.quiet)
     try:
         yield runtime
     finally:

@@ -13,7 +13,9 @@ def add_parser(subparsers) -> None:
                     "checked equal first) and print median/min/max, the ratio, peak memory and, per target, "
                     "✓ (met), ✗ (missed) or ? (not measured), then a summary line.")
     parser.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats (about a minute)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results and the machine as JSON to PATH")
+    parser.add_argument("--json", metavar="PATH", help="also write the results and the machine as JSON to PATH "
+                        "(its directory is created when missing)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     parser.add_argument("--filter", metavar="NAME", help="only cases whose name contains NAME (or of family NAME)")
     parser.add_argument("--repeats", type=int, metavar="N", help="timed runs per side (default 3 quick, 7 full)")
     parser.add_argument("--check", action="store_true",
@@ -32,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--filter {args.filter!r} matches no benchmark case")
     results = []
     for case in cases:
-        print(f"running {case.name} ...", file=sys.stderr, flush=True)
+        if not args.quiet:
+            print(f"running {case.name} ...", file=sys.stderr, flush=True)
         results.append(run_case(case, quick=args.quick, repeats=args.repeats, peak=peak_probe.peak_in_subprocess))
     print(format_table(results))
     print(summary_line(results))

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = ChatSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                             top_k=args.top_k, greedy=args.greedy, history=args.history)
-    configure_logging()
+    configure_logging(quiet=args.quiet)
     if args.seed is not None:
         torch.manual_seed(args.seed)
     model, tokenizer = load_pretrained(args.model_path)

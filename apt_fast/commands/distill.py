@@ -6,7 +6,7 @@ import argparse
 
 from ..train.config import DISTILL_DEFAULTS
 from ..train.objectives import DISTILL_TYPES, DistillSettings
-from ._training import add_training_arguments, train_config_from_args, training_runtime
+from ._training import add_training_arguments, check_save_path, train_config_from_args, training_runtime
 
 
 def add_parser(subparsers) -> None:
@@ -36,6 +36,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..train.distillation import distill
 
+    check_save_path(args)
     config = train_config_from_args(args)
     with training_runtime(args) as runtime:
         distill(args.teacher, args.data_path, student=args.student, student_config=args.student_config,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..train.config import TrainConfig
-from ._training import add_data_arguments, add_runtime_arguments, configure_logging
+from ._training import add_data_arguments, add_runtime_arguments, configure_logging, requested_device
 
 
 def add_parser(subparsers) -> None:
@@ -33,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    configure_logging()
+    configure_logging(quiet=args.quiet)
     model, tokenizer = load_pretrained(args.model_path)
-    model.to(torch.device(args.device) if args.device else next(model.parameters()).device)
-    apply_fast_path(model, not args.no_fast)
     data = load_tokenized(args.data_path, tokenizer, max_length=args.max_length, max_samples=args.max_samples)
+    model.to(torch.device(requested_device(args) or ("cuda" if torch.cuda.is_available() else "cpu")))
+    apply_fast_path(model, not args.no_fast)
     result = evaluate(model, data, tokenizer, batch_size=args.batch_size, bf16=args.bf16)
     print(f"loss: {result.loss:.4f}")
     print(f"perplexity: {result.perplexity:.4f}")

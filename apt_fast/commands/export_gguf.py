@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from ..gguf.tensor_types import TYPES
+from .progress import show_progress
 
 
 def add_parser(subparsers) -> None:
@@ -14,7 +14,9 @@ def add_parser(subparsers) -> None:
         description="Write the model, its config and its tokenizer as GGUF v3 (architecture 'apt'). Weight "
                     "matrices take --type; biases, norms and the small attention tensors stay F32.")
     parser.add_argument("--model-path", required=True, metavar="PATH", help="the model (any APT checkpoint)")
-    parser.add_argument("--output", required=True, metavar="FILE", help="the .gguf file (its directory must exist)")
+    parser.add_argument("--output", required=True, metavar="FILE",
+                        help="the .gguf file (its directory is created when missing)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     parser.add_argument("--type", choices=list(TYPES), default="f16", help="weight type (default %(default)s)")
     parser.add_argument("--name", help="general.name (default: the output file's stem)")
     parser.set_defaults(run=run)
@@ -22,11 +24,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..export.checkpoint import export_checkpoint, export_summary
-    from ..export.writer import check_output_path
 
-    check_output_path(args.output)  # a bad --output is reported before a missing --model-path
-    if not os.path.exists(args.model_path):
-        raise FileNotFoundError(f"--model-path {args.model_path}: no such file or directory")
-    path = export_checkpoint(args.model_path, args.output, args.type, name=args.name)
+    path = export_checkpoint(args.model_path, args.output, args.type, name=args.name, progress=show_progress(args))
     print(export_summary(path, args.type))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..train.config import TrainConfig
-from ._training import add_training_arguments, int_at_least, train_config_from_args, training_runtime
+from ._training import add_training_arguments, check_save_path, int_at_least, train_config_from_args, training_runtime
 
 
 def add_parser(subparsers) -> None:
@@ -42,6 +42,7 @@ def _freeze(finetuner, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..train.finetune import FineTuner
 
+    check_save_path(args)
     config = train_config_from_args(args)
     with training_runtime(args) as runtime:
         finetuner = FineTuner(args.model_path, runtime=runtime)

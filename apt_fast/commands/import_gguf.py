@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+MODEL_FILES = ("config.json", "model.safetensors")  # what import-gguf writes besides the tokenizer files
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -12,20 +14,19 @@ def add_parser(subparsers) -> None:
         description="Read a GGUF file written by export-gguf, dequantize its weights to float32 and save the "
                     "model and tokenizer to --output-dir.")
     parser.add_argument("--input", required=True, metavar="FILE", help="the .gguf file")
-    parser.add_argument("--output-dir", required=True, metavar="DIR", help="an existing directory")
+    parser.add_argument("--output-dir", required=True, metavar="DIR", help="the directory (created when missing)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a model already in --output-dir")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..models.apt.gguf_loading import load_gguf
-    from ..models.apt.loading import save
+    from ..train.checkpointing import save_model
 
-    if not os.path.isfile(args.input):
-        raise FileNotFoundError(f"--input {args.input}: no such file")
-    if not os.path.isdir(args.output_dir):
-        raise FileNotFoundError(f"--output-dir {args.output_dir} does not exist (create it first)")
+    if not args.overwrite and any(os.path.exists(os.path.join(args.output_dir, f)) for f in MODEL_FILES):
+        raise FileExistsError(f"--output-dir {args.output_dir} already holds a model; pass --overwrite to replace it")
     model, tokenizer = load_gguf(args.input)
-    save(model, args.output_dir, tokenizer)
+    save_model(model, args.output_dir, tokenizer)  # atomic files, without transformers' progress bar
     print(f"wrote {args.output_dir} ({sum(p.numel() for p in model.parameters()):,} parameters, "
           f"tokenizer: {type(tokenizer).__name__ if tokenizer is not None else 'none'})")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..train.config import TRAIN_DEFAULTS
-from ._training import add_training_arguments, train_config_from_args, training_runtime
+from ._training import add_training_arguments, check_save_path, train_config_from_args, training_runtime
 
 
 def add_parser(subparsers) -> None:
@@ -21,6 +21,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..train.pretrain import train_model
 
+    check_save_path(args)
     config = train_config_from_args(args)
     with training_runtime(args) as runtime:
         train_model(args.config, args.data_path, args.val_data_path, args.save_path, max_samples=args.max_samples,

@@ -6,23 +6,26 @@ from __future__ import annotations
 import os
 
 from ..gguf.tensor_types import gguf_type
+from ..validation import check_output_file
 from .ollama import gguf_sampling, sampling_settings
-from .writer import FILE_TYPES, check_output_path, export_gguf
+from .writer import FILE_TYPES, export_gguf
 
 
 def export_checkpoint(model_path: str | os.PathLike, output: str | os.PathLike, dtype: str = "f16", *,
-                      name: str | None = None) -> str:
+                      name: str | None = None, progress: bool = True) -> str:
     """Load the checkpoint at ``model_path`` (any format ``apt_fast.load`` reads) and write the model and
     its tokenizer to the GGUF file ``output`` with :func:`export_gguf` (atomically: a failure leaves no
     partial file), with the sampling settings of the model's generation_config.json; returns the path.
 
-    ``output``'s directory is checked before the model is loaded.
+    Where ``output`` goes is checked before the model is loaded (a writable directory, or one that can be
+    created, which it then is); an existing file there is replaced. ``progress``: show a progress bar.
     """
     from ..models.apt.loading import load
 
-    output = check_output_path(output)
+    output = check_output_file("output", output)
     model, tokenizer = load(model_path)
-    return export_gguf(model, output, dtype, tokenizer, name=name,
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    return export_gguf(model, output, dtype, tokenizer, name=name, progress=progress,
                        sampling=gguf_sampling(sampling_settings(model_path)))
 
 

@@ -109,22 +109,26 @@ or from Python: `model, tokenizer = apt_fast.load("{gguf_file}")`.
 """
 
 
+def bundle_paths(output_dir: str | os.PathLike, quantize: str = "q8_0", name: str = "apt") -> dict[str, str]:
+    """The files :func:`export_ollama` writes, by kind: gguf (``<name>-<quantize>.gguf``), modelfile, readme."""
+    output_dir = os.fspath(output_dir)
+    return {"gguf": os.path.join(output_dir, f"{name}-{quantize.lower()}.gguf"),
+            "modelfile": os.path.join(output_dir, "Modelfile"), "readme": os.path.join(output_dir, "README.md")}
+
+
 def export_ollama(model, tokenizer, output_dir: str | os.PathLike, quantize: str = "q8_0", *,
                   name: str = "apt", sampling: dict | None = None, progress: bool = True) -> dict[str, str]:
-    """Write ``<name>-<quantize>.gguf``, ``Modelfile`` and ``README.md`` into ``output_dir`` (which must
-    exist); returns their paths by kind. A failure removes nothing that existed and leaves no partial file."""
-    output_dir = os.fspath(output_dir)
-    if not os.path.isdir(output_dir):
-        raise FileNotFoundError(f"output directory {output_dir} does not exist")
+    """Write :func:`bundle_paths` into ``output_dir`` (created when missing; files there are replaced);
+    returns their paths by kind. A failure removes nothing that existed and leaves no partial file."""
     if tokenizer is None:
         raise ValueError("export_ollama needs the model's tokenizer (for the stop tokens and the template)")
     sampling = {**DEFAULT_SAMPLING, **(sampling or {})}
-    gguf_file = f"{name}-{quantize.lower()}.gguf"
-    paths = {"gguf": os.path.join(output_dir, gguf_file), "modelfile": os.path.join(output_dir, "Modelfile"),
-             "readme": os.path.join(output_dir, "README.md")}
+    paths = bundle_paths(output_dir, quantize, name)
+    gguf_file = os.path.basename(paths["gguf"])
     texts = {"modelfile": modelfile(gguf_file, ollama_template(getattr(tokenizer, "chat_template", None)),
                                     stop_tokens(tokenizer, model.config), sampling, model.config.max_seq_len),
              "readme": readme(name, gguf_file)}
+    os.makedirs(output_dir, exist_ok=True)
     export_gguf(model, paths["gguf"], quantize, tokenizer, name=name, progress=progress,
                 sampling=gguf_sampling(sampling))
     for kind, text in texts.items():

@@ -55,14 +55,17 @@ def test_bad_input(tmp_path, model_dir, capsys):
     before = sorted(os.listdir(tmp_path))
     assert _error(capsys, ["export-gguf", "--model-path", str(model_dir), "--output", str(tmp_path / "m.gguf"),
                            "--type", "q3_k"]).startswith("apt-fast export-gguf: error: argument --type: invalid choice: 'q3_k'")
-    assert _error(capsys, ["export-gguf", "--model-path", str(model_dir), "--output", str(tmp_path / "no" / "m.gguf")]) \
-        == f"apt-fast export-gguf: error: output directory {tmp_path / 'no'} does not exist"
-    assert _error(capsys, ["export-ollama", "--model-path", str(model_dir), "--output-dir", str(tmp_path / "no")]) \
-        == f"apt-fast export-ollama: error: --output-dir {tmp_path / 'no'} does not exist (create it first)"
+    under_a_file = model_dir / "config.json" / "no"
+    assert _error(capsys, ["export-gguf", "--model-path", str(model_dir), "--output", str(under_a_file / "m.gguf")]) \
+        == f"apt-fast export-gguf: error: --output {under_a_file / 'm.gguf'}: cannot be created, " \
+           f"{model_dir / 'config.json'} is not a directory"
+    assert _error(capsys, ["export-ollama", "--model-path", str(model_dir), "--output-dir", str(under_a_file)]) \
+        == f"apt-fast export-ollama: error: --output-dir {under_a_file}: cannot be created, " \
+           f"{model_dir / 'config.json'} is not a directory"
     not_apt = tmp_path / "bert"
     not_apt.mkdir()
     (not_apt / "config.json").write_text('{"model_type": "bert"}')
-    assert "unknown checkpoint format" in _error(
+    assert "not a model directory" in _error(
         capsys, ["export-gguf", "--model-path", str(not_apt), "--output", str(tmp_path / "m.gguf")])
     corrupted = tmp_path / "corrupted.gguf"
     corrupted.write_bytes(b"GGUF" + bytes(40))
