@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .progress import show_progress
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -12,7 +14,9 @@ def add_parser(subparsers) -> None:
                     "frozen) on longer words, distil it into a smaller student, score each before and after (exact "
                     "match, token accuracy, loss), time apt_fast against --no-fast on the same steps (the demo's "
                     "model and the APT benchmark configuration), and export the student to GGUF.")
-    parser.add_argument("--workdir", default="demo-output", help="output directory, replaced (default %(default)s)")
+    parser.add_argument("--workdir", default="demo-output", metavar="DIR",
+                        help="output directory: new, empty, or made by an earlier demo, which is replaced; any "
+                             "other directory is refused (default %(default)s)")
     parser.add_argument("--quick", action="store_true", help="a few seconds' version (smoke test)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0, help="default %(default)s")
@@ -28,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    run_demo(args.workdir, QUICK if args.quick else DemoSize(), seed=args.seed)
+    run_demo(args.workdir, QUICK if args.quick else DemoSize(), seed=args.seed, progress=show_progress(args))
     return 0

@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ import torch
 
 from . import speed
 from .task import HEADER, Scores, examples, score, write_task
+from .workdir import prepare_workdir
 
 BASE_MODEL = dict(d_model=128, num_heads=4, num_encoder_layers=1, num_decoder_layers=1, d_ff=256, max_seq_len=32,
                   dropout=0.0, use_dbc_dac=False)
@@ -78,8 +78,9 @@ def _since(start: float) -> str:
     return f"{time.perf_counter() - start:.0f} s"
 
 
-def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0) -> None:
-    """Run every stage under ``workdir`` (replaced) and print what each achieved."""
+def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress: bool = True) -> None:
+    """Run every stage under ``workdir`` (new, empty or an earlier demo's, which is replaced; see
+    :mod:`apt_fast.demo.workdir`) and print what each achieved; ``progress``: the export's progress bar."""
     from ..export.checkpoint import export_checkpoint, export_summary
     from ..models.apt.loading import load
     from ..models.apt.tokenization_byte import APTByteTokenizer
@@ -88,8 +89,7 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0) -> None:
     from ..train.pretrain import config_for_tokenizer, new_model
 
     logging.getLogger("apt_fast.train").setLevel(logging.WARNING)
-    shutil.rmtree(workdir, ignore_errors=True)
-    os.makedirs(workdir)
+    prepare_workdir(workdir)
     rng = random.Random(seed)
     path = lambda name: os.path.join(workdir, name)  # noqa: E731
     short_train = write_task(path("short_train.jsonl"), size.train_samples, SHORT, rng)
@@ -158,6 +158,6 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0) -> None:
 
     _say("== 5. export the student")
     _say("   apt-fast export-gguf --model-path student --output student.gguf --type q8_0")
-    exported = export_checkpoint(path("student"), path("student.gguf"), "q8_0")
+    exported = export_checkpoint(path("student"), path("student.gguf"), "q8_0", progress=progress)
     _say(f"   {export_summary(exported, 'q8_0')}")
     _say(f"demo finished in {time.perf_counter() - started:.0f} s; outputs in {workdir}")
