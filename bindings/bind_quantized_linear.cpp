@@ -67,7 +67,6 @@ APT_FAST_BINDINGS(quantized_linear) {
   m.def("int8_linear", [](int activation_bits, int64_t rows, uintptr_t x, int64_t x_stride, int dtype, int64_t n, int64_t k,
                           int64_t group_size, uintptr_t panels, uintptr_t compensation, uintptr_t scales,
                           uintptr_t bias, uintptr_t y, int64_t y_stride, int num_threads) {
-    APT_CHECK(activation_bits == 8 || activation_bits == 16, "activation_bits must be 8 or 16, got " << activation_bits);
     Int8LinearArgs a;
     a.shape = shape_of(n, k, group_size);
     a.activation_bits = activation_bits;

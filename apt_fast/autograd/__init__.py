@@ -3,5 +3,7 @@
 from .distill_loss import DistillLossFunction
 from .flash_attention import FlashAttentionFunction
 from .apt_attention import AptAttentionFunction
+from .quantized_linear import Fp8LinearFunction, Int8LinearFunction
 
-__all__ = ["AptAttentionFunction", "DistillLossFunction", "FlashAttentionFunction"]
+__all__ = ["AptAttentionFunction", "DistillLossFunction", "FlashAttentionFunction", "Fp8LinearFunction",
+           "Int8LinearFunction"]

@@ -8,6 +8,7 @@ from . import distill_loss  # noqa: F401  (defines apt_fast::distill_loss_fwd)
 from . import flash_attention  # noqa: F401  (defines apt_fast::flash_attention_fwd, _bwd)
 from . import apt_attention  # noqa: F401  (defines apt_fast::apt_head_mean_*, apt_attention_*)
 from . import apt_stats  # noqa: F401  (defines apt_fast::apt_stats_fwd, _bwd)
+from . import quantized_linear  # noqa: F401  (defines apt_fast::int8_linear, fp8_linear, ...)
 from .library import LIBRARY, OPS
 
 __all__ = ["LIBRARY", "OPS"]

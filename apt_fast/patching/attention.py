@@ -14,18 +14,21 @@ from typing import Dict, List, Optional
 from torch import nn
 
 from ..modules.apt_attention import FusedAPTAttention
+from ..modules.quantized_linear import QuantizedLinear
 from .report import PatchReport
+from .swap import named_children_with_parents
 
 LINEARS = ("q_proj", "k_proj", "v_proj", "out_proj")
+LINEAR_TYPES = (nn.Linear, QuantizedLinear)  # the projections may be quantized (apt_fast.quantize)
 CONVS = ("sr_conv1", "sr_conv2")
 
 
 def _looks_like_attention(module: nn.Module) -> bool:
-    return any(hasattr(module, name) for name in (*LINEARS, *CONVS)) and not isinstance(module, nn.Linear)
+    return any(hasattr(module, name) for name in (*LINEARS, *CONVS)) and not isinstance(module, LINEAR_TYPES)
 
 
 def _missing_parts(module: nn.Module) -> List[str]:
-    missing = [n for n in LINEARS if not isinstance(getattr(module, n, None), nn.Linear)]
+    missing = [n for n in LINEARS if not isinstance(getattr(module, n, None), LINEAR_TYPES)]
     missing += [n for n in CONVS if not isinstance(getattr(module, n, None), nn.Conv2d)]
     tau = getattr(module, "tau", None)
     if not (isinstance(tau, nn.Parameter) and tuple(tau.shape) == (1,)):
@@ -52,14 +55,6 @@ def _settings(module: nn.Module) -> Dict[str, object]:
                 use_autopoietic=bool(getattr(module, "use_autopoietic", True)))
 
 
-def _named_children_with_parents(model: nn.Module):
-    """(parent, attribute name, dotted path, module) for every submodule, the root as (None, '', '', model)."""
-    yield None, "", "", model
-    for path, module in model.named_modules():
-        for name, child in module.named_children():
-            yield module, name, f"{path}.{name}" if path else name, child
-
-
 def patch(model: nn.Module, attention: bool = True) -> PatchReport:
     """Swap every APT attention in `model` for FusedAPTAttention, in place, and report what happened.
 
@@ -68,7 +63,7 @@ def patch(model: nn.Module, attention: bool = True) -> PatchReport:
     report = PatchReport()
     if not attention:
         return report
-    for parent, name, path, module in list(_named_children_with_parents(model)):
+    for parent, name, path, module in list(named_children_with_parents(model)):
         if isinstance(module, FusedAPTAttention):
             report.left_alone.append((path, "already FusedAPTAttention"))
             continue
@@ -95,7 +90,7 @@ def patch(model: nn.Module, attention: bool = True) -> PatchReport:
 def unpatch(model: nn.Module) -> int:
     """Put back every module that patch() replaced; returns how many were restored."""
     restored = 0
-    for parent, name, _, module in list(_named_children_with_parents(model)):
+    for parent, name, _, module in list(named_children_with_parents(model)):
         original: Optional[nn.Module] = module.__dict__.get("replaced") if isinstance(module, FusedAPTAttention) else None
         if parent is not None and original is not None:
             original.train(module.training)

@@ -36,6 +36,7 @@ struct Int8Problem {
   int64_t kp, np, groups;
   int halves;          // byte rows per activation row: 1 (8 bits) or 2 (16 bits)
   const uint8_t* qa;   // [M * halves][kp] quantized activations (+ kOffset)
+  const float* a_scale;  // [M][groups] their scales
 
   int64_t group_rows(int64_t g) const { return groups == 1 ? kp / 4 : a.shape.group_size / 4; }  // 64-byte rows
   const int8_t* panel(int64_t p) const { return a.panels + p * kp * kQPanel; }
@@ -44,12 +45,12 @@ struct Int8Problem {
 
 // The exact sums of one activation row and 16 channels from the raw accumulators of its byte rows (see
 // quantize_rows: VNNI rows carry +128, signed rows carry l - 128), as the fp32 term added to the total:
-//   8 bits: float(S) * scale;  16 bits: (float(S_h) * 256 + float(S_l)) * scale.
+//   8 bits: (float(S) * w_scale) * a_scale;  16 bits: ((float(S_h) * 256 + float(S_l)) * w_scale) * a_scale.
 #if APT_SIMD_LEVEL == 2
-inline __m512 group_term(const __m512i* acc, int halves, __m512i comp, __m512 scale) {
-  if (halves == 1) return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], comp)), scale);
-  const __m512 high = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], comp)), _mm512_set1_ps(256.0f));
-  return _mm512_mul_ps(_mm512_add_ps(high, _mm512_cvtepi32_ps(acc[1])), scale);
+inline __m512 group_term(const __m512i* acc, int halves, __m512i comp, __m512 w_scale, float a_scale) {
+  __m512 sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], comp));
+  if (halves == 2) sum = _mm512_add_ps(_mm512_mul_ps(sum, _mm512_set1_ps(256.0f)), _mm512_cvtepi32_ps(acc[1]));
+  return _mm512_mul_ps(_mm512_mul_ps(sum, w_scale), _mm512_set1_ps(a_scale));
 }
 
 // total[r / halves][16 j ...] += terms for byte rows m0 * halves .. + RB of panels p0 .. p0 + NP.
@@ -81,7 +82,8 @@ void int8_block(const Int8Problem& pr, int64_t m0, int64_t p0, float* total) {
       const __m512 scale = _mm512_loadu_ps(pr.a.scales + g * pr.np + n0 + j * kQPanel);
       for (int i = 0; i < RB; i += pr.halves) {
         float* t = total + (i / pr.halves) * kChunkN + j * kQPanel;
-        _mm512_storeu_ps(t, _mm512_add_ps(_mm512_loadu_ps(t), group_term(&acc[j][i], pr.halves, comp, scale)));
+        const float a_scale = pr.a_scale[(m0 + i / pr.halves) * pr.groups + g];
+        _mm512_storeu_ps(t, _mm512_add_ps(_mm512_loadu_ps(t), group_term(&acc[j][i], pr.halves, comp, scale, a_scale)));
       }
     }
   }
@@ -125,12 +127,13 @@ void compute_block(const Int8Problem& pr, int64_t m0, int rows, int64_t p0, int 
         const int64_t n = (p0 + j) * kQPanel;
         const float* scale = pr.a.scales + g * pr.np + n;
         const int32_t* comp = pr.a.compensation + g * pr.np + n;
+        const float a_scale = pr.a_scale[(m0 + i) * pr.groups + g];
         for (int c = 0; c < kQPanel; ++c) {
           // signed byte rows: S_h = sums[0]; S_l = sums[1] + comp (the low half was stored as l - 128).
-          const float term = pr.halves == 1 ? static_cast<float>(sums[0][c]) * scale[c]
-                                            : (static_cast<float>(sums[0][c]) * 256.0f +
-                                               static_cast<float>(sums[1][c] + comp[c])) * scale[c];
-          t[c] = t[c] + term;
+          const float sum = pr.halves == 1 ? static_cast<float>(sums[0][c])
+                                           : static_cast<float>(sums[0][c]) * 256.0f +
+                                                 static_cast<float>(sums[1][c] + comp[c]);
+          t[c] = t[c] + (sum * scale[c]) * a_scale;
         }
       }
     }
@@ -144,12 +147,12 @@ void int8_linear_kernel(const Int8LinearArgs& a) {
   const int64_t kp = s.kp(), np = s.np(), m = a.m;
   const int halves = a.activation_bits == 8 ? 1 : 2;
   std::vector<uint8_t> qa(static_cast<size_t>(m * halves * kp));
-  std::vector<float> row_scale(static_cast<size_t>(m));
+  std::vector<float> a_scale(static_cast<size_t>(m * s.groups()));
   parallel_for(m, a.num_threads, [&](int64_t begin, int64_t end) {
-    quantize_rows(a.x, a.x_stride, a.x_dtype, a.activation_bits, begin, end, s.k, kp, kOffset, qa.data(),
-                  row_scale.data());
+    quantize_rows(a.x, a.x_stride, a.x_dtype, a.activation_bits, begin, end, s.k, kp, s.group_size, kOffset,
+                  qa.data(), a_scale.data());
   });
-  const Int8Problem pr{a, kp, np, s.groups(), halves, qa.data()};
+  const Int8Problem pr{a, kp, np, s.groups(), halves, qa.data(), a_scale.data()};
   const int rows_per_block = kByteRowsPerBlock / halves;
   const int64_t chunks = (s.n + kChunkN - 1) / kChunkN;
   const int64_t row_blocks = (m + rows_per_block - 1) / rows_per_block;
@@ -173,7 +176,7 @@ void int8_linear_kernel(const Int8LinearArgs& a) {
         compute_block(pr, m0, rows, p0, panels, total);
         for (int i = 0; i < rows; ++i) {
           float* t = total + i * kChunkN;
-          int8_epilogue_row(t, count, row_scale[m0 + i], a.bias, n0);
+          add_bias_row(t, count, a.bias, n0);
           store_row(t, count, static_cast<char*>(a.y) + ((m0 + i) * a.y_stride + n0) * element, a.x_dtype);
         }
       }

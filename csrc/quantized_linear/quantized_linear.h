@@ -64,15 +64,16 @@ float code_value(CodeFormat format, uint8_t code);
 
 // --- matrix products ------------------------------------------------------------------------------------------
 
-// Int8 weights against activations quantized per row inside the kernel, with int32 sums per group (exact):
-//  activation_bits 8 (W8A8 dynamic): q = round-half-even(x * (127 / amax)) in [-127, 127], row scale amax / 127;
-//    y[m, n] = (sum_g float(S_g[m, n]) * w_scale[g, n]) * row_scale[m] + bias[n];
-//  activation_bits 16 (weight-only int8): q = round-half-even(x * (32767 / amax)) in [-32767, 32767], split into a
-//    signed high byte h = floor(q / 256) and an unsigned low byte l = q - 256 h, multiplied separately:
-//    y[m, n] = (sum_g (float(H_g) * 256 + float(L_g)) * w_scale[g, n]) * row_scale[m] + bias[n],
-//    with row scale amax / 32767 (16-bit fixed point per row: finer than bf16's 8 bits for all but the values far
-//    below the row's largest).
-// The fp32 operations run in this order on every tier, so outputs are bit-identical across tiers.
+// Int8 weights against activations quantized inside the kernel per row and per group (the weights' groups, so
+// an outlier input only coarsens its own group), with exact int32 sums per group:
+//  activation_bits 8 (W8A8 dynamic): q = round-half-even(x * (127 / amax)) in [-127, 127], scale amax / 127;
+//  activation_bits 16 (weight-only int8): q = round-half-even(x * (32767 / amax)) in [-32767, 32767], scale
+//    amax / 32767, multiplied as a signed high byte h = floor(q / 256) and an unsigned low byte l = q - 256 h
+//    (16-bit fixed point per row and group: finer than bf16's 8 bits for all but values far below the group's
+//    largest), S_g = 256 H_g + L_g;
+// and y[m, n] = sum_g (float(S_g[m, n]) * w_scale[g, n]) * a_scale[m, g] + bias[n] (16 bits: float(S_g) is
+// float(H_g) * 256 + float(L_g)), the fp32 operations in this order on every tier, so outputs are bit-identical
+// across tiers.
 struct Int8LinearArgs {
   QuantizedShape shape;
   int activation_bits = 8;         // 8 or 16

@@ -73,10 +73,10 @@ void int8_linear_kernel(const Int8LinearArgs& a) {
   const int64_t block_rows = halves == 1 ? kBlockM : kBlockM / 2;
   const int64_t kp = s.kp(), np = s.np(), m = a.m, mp = round_up(m, block_rows), groups = s.groups();
   std::vector<uint8_t> qa(static_cast<size_t>(mp * halves * kp), 0);  // rows past m stay zero
-  std::vector<float> row_scale(static_cast<size_t>(m));
+  std::vector<float> a_scale(static_cast<size_t>(mp * groups), 0.0f);  // rows past m: zero
   parallel_for(m, a.num_threads, [&](int64_t begin, int64_t end) {
-    quantize_rows(a.x, a.x_stride, a.x_dtype, a.activation_bits, begin, end, s.k, kp, 0, qa.data(),
-                  row_scale.data());
+    quantize_rows(a.x, a.x_stride, a.x_dtype, a.activation_bits, begin, end, s.k, kp, s.group_size, 0, qa.data(),
+                  a_scale.data());
   });
   const int64_t k_step = groups == 1 || s.group_size % 64 == 0 ? 64 : 32;
   const int64_t group_k = groups == 1 ? kp : s.group_size;
@@ -103,26 +103,24 @@ void int8_linear_kernel(const Int8LinearArgs& a) {
       store_c(sums);
       const float* scale = a.scales + g * np + nb * kBlockN;
       const int32_t* comp = a.compensation + g * np + nb * kBlockN;
-      for (int64_t i = 0; i < block_rows; ++i)
+      for (int64_t i = 0; i < block_rows; ++i) {
+        const __m512 row = _mm512_set1_ps(a_scale[(mb * block_rows + i) * groups + g]);
         for (int half = 0; half < 2; ++half) {
           const __m512 sc = _mm512_loadu_ps(scale + 16 * half);
-          const __m512i c = _mm512_loadu_si512(sums + i * kBlockN + 16 * half);
-          __m512 term;
-          if (halves == 1) {
-            term = _mm512_mul_ps(_mm512_cvtepi32_ps(c), sc);
-          } else {  // S_h in rows 0-15; the low bytes were l - 128, so S_l = sum + 128 * sum(w)
+          __m512 sum = _mm512_cvtepi32_ps(_mm512_loadu_si512(sums + i * kBlockN + 16 * half));
+          if (halves == 2) {  // S_h in rows 0-15; the low bytes were l - 128, so S_l = sum + 128 * sum(w)
             const __m512i low = _mm512_add_epi32(_mm512_loadu_si512(sums + (16 + i) * kBlockN + 16 * half),
                                                  _mm512_loadu_si512(comp + 16 * half));
-            term = _mm512_mul_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(256.0f)),
-                                               _mm512_cvtepi32_ps(low)), sc);
+            sum = _mm512_add_ps(_mm512_mul_ps(sum, _mm512_set1_ps(256.0f)), _mm512_cvtepi32_ps(low));
           }
           float* t = total + i * kBlockN + 16 * half;
-          _mm512_storeu_ps(t, _mm512_add_ps(_mm512_loadu_ps(t), term));
+          _mm512_storeu_ps(t, _mm512_add_ps(_mm512_loadu_ps(t), _mm512_mul_ps(_mm512_mul_ps(sum, sc), row)));
         }
+      }
     }
     const int64_t m0 = mb * block_rows, n0 = nb * kBlockN;
     const int64_t rows = std::min(block_rows, m - m0), count = std::min(kBlockN, s.n - n0);
-    for (int64_t i = 0; i < rows; ++i) int8_epilogue_row(total + i * kBlockN, count, row_scale[m0 + i], a.bias, n0);
+    for (int64_t i = 0; i < rows; ++i) add_bias_row(total + i * kBlockN, count, a.bias, n0);
     store_block(total, m0, rows, n0, count, a.y, a.y_stride, a.x_dtype);
   });
 }

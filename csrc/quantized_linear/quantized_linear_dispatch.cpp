@@ -35,19 +35,21 @@ void set_amx_min_rows(int64_t rows) {
 
 void int8_linear(const Int8LinearArgs& args) {
   check_shape(args.shape, args.m);
+  APT_CHECK(args.activation_bits == 8 || args.activation_bits == 16,
+            "activation_bits must be 8 or 16, got " << args.activation_bits);
+  if (args.m == 0) return;
   APT_CHECK(args.x && args.panels && args.compensation && args.scales && args.y, "x, the panels, compensation, "
             "scales and y must be non-null");
   APT_CHECK(args.x_stride >= args.shape.k && args.y_stride >= args.shape.n, "row strides must cover a row");
-  if (args.m == 0) return;
   if (use_amx(args.m)) return simd_amx::int8_linear_kernel(args);
   APT_FAST_ROUTE(int8_linear_kernel, args);
 }
 
 void code_linear(const CodeLinearArgs& args) {
   check_shape(args.shape, args.m);
+  if (args.m == 0) return;
   APT_CHECK(args.x && args.panels && args.scales && args.y, "x, the panels, scales and y must be non-null");
   APT_CHECK(args.x_stride >= args.shape.k && args.y_stride >= args.shape.n, "row strides must cover a row");
-  if (args.m == 0) return;
   if (use_amx(args.m)) return simd_amx::code_linear_kernel(args);
   APT_FAST_ROUTE(code_linear_kernel, args);
 }

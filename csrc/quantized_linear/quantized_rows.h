@@ -33,40 +33,41 @@ inline float row_amax(const void* row, Dtype dtype, int64_t k) {
   return result;
 }
 
-// Rows [m_begin, m_end) of x quantized symmetrically per row (quantized_linear.h, Int8LinearArgs) and stored as
-// int8 rows of kp bytes plus `offset` (0: signed; 128: unsigned, for u8 x s8 products); tails past k meet the
-// zero weights of the padding:
+// Rows [m_begin, m_end) of x quantized symmetrically per row and group of group_size inputs (quantized_linear.h,
+// Int8LinearArgs) and stored as int8 rows of kp bytes plus `offset` (0: signed; 128: unsigned, for u8 x s8
+// products); tails past k meet the zero weights of the padding:
 //   8 bits:  one row per activation row, q + offset;
 //   16 bits: two rows per activation row, h + offset and (l - 128) + offset, so both halves are int8 too.
-// row_scale[m] = amax / 127 or amax / 32767 (0 for an all-zero row).
+// scale[m * groups + g] = amax / 127 or amax / 32767 (0 for an all-zero group).
 inline void quantize_rows(const void* x, int64_t x_stride, Dtype dtype, int bits, int64_t m_begin, int64_t m_end,
-                          int64_t k, int64_t kp, int offset, uint8_t* out, float* row_scale) {
+                          int64_t k, int64_t kp, int64_t group_size, int offset, uint8_t* out, float* scale) {
   const size_t element = dtype == Dtype::Float32 ? 4 : 2;
   const float limit = bits == 8 ? 127.0f : 32767.0f;
+  const int64_t groups = k / group_size;
   for (int64_t m = m_begin; m < m_end; ++m) {
-    const void* row = static_cast<const char*>(x) + m * x_stride * element;
-    const float amax = row_amax(row, dtype, k);
-    const float inv = amax > 0.0f ? limit / amax : 0.0f;
-    row_scale[m] = amax / limit;
-    if (bits == 8) {
-      uint8_t* q = out + m * kp;
-      for (int64_t i = 0; i < k; ++i) {
-        const float r = std::nearbyint(load_scalar(row, dtype, i) * inv);
-        q[i] = static_cast<uint8_t>(static_cast<int>(std::min(limit, std::max(-limit, r))) + offset);
+    const char* row = static_cast<const char*>(x) + m * x_stride * element;
+    uint8_t* first = out + (bits == 8 ? m : 2 * m) * kp;
+    uint8_t* second = first + kp;  // 16 bits: the low bytes
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t k0 = g * group_size;
+      const void* part = row + k0 * element;
+      const float amax = row_amax(part, dtype, group_size);
+      const float inv = amax > 0.0f ? limit / amax : 0.0f;
+      scale[m * groups + g] = amax / limit;
+      for (int64_t i = 0; i < group_size; ++i) {
+        const float r = std::nearbyint(load_scalar(part, dtype, i) * inv);
+        const int q = static_cast<int>(std::min(limit, std::max(-limit, r)));
+        if (bits == 8) {
+          first[k0 + i] = static_cast<uint8_t>(q + offset);
+        } else {
+          const int h = q >> 8;  // floor(q / 256): arithmetic shift
+          first[k0 + i] = static_cast<uint8_t>(h + offset);
+          second[k0 + i] = static_cast<uint8_t>(q - 256 * h - 128 + offset);
+        }
       }
-      std::memset(q + k, offset, kp - k);
-    } else {
-      uint8_t* high = out + 2 * m * kp;
-      uint8_t* low = high + kp;
-      for (int64_t i = 0; i < k; ++i) {
-        const int q = static_cast<int>(std::min(limit, std::max(-limit, std::nearbyint(load_scalar(row, dtype, i) * inv))));
-        const int h = q >> 8;  // floor(q / 256): arithmetic shift
-        high[i] = static_cast<uint8_t>(h + offset);
-        low[i] = static_cast<uint8_t>(q - 256 * h - 128 + offset);
-      }
-      std::memset(high + k, offset, kp - k);
-      std::memset(low + k, offset, kp - k);
     }
+    std::memset(first + k, offset, kp - k);
+    if (bits == 16) std::memset(second + k, offset, kp - k);
   }
 }
 
@@ -100,17 +101,12 @@ inline void store_row(const float* values, int64_t n, void* y, Dtype dtype) {
   if (i < n) Vec::load_partial(values + i, static_cast<int>(n - i), 0.0f).store_partial(dst + i, static_cast<int>(n - i));
 }
 
-// y[m, n0 + j] = total[j] * row_scale (+ bias[n0 + j]) for j < count: the int8 epilogue, in this order of fp32
-// operations on every tier.
-inline void int8_epilogue_row(float* total, int64_t count, float row_scale, const float* bias, int64_t n0) {
+// y[m, n0 + j] = total[j] + bias[n0 + j] for j < count (no bias: total as it is).
+inline void add_bias_row(float* total, int64_t count, const float* bias, int64_t n0) {
+  if (bias == nullptr) return;
   int64_t j = 0;
-  const Vec scale(row_scale);
-  for (; j + Vec::size <= count; j += Vec::size) {
-    Vec v = Vec::load(total + j) * scale;
-    if (bias != nullptr) v = v + Vec::load(bias + n0 + j);
-    v.store(total + j);
-  }
-  for (; j < count; ++j) total[j] = bias != nullptr ? total[j] * row_scale + bias[n0 + j] : total[j] * row_scale;
+  for (; j + Vec::size <= count; j += Vec::size) (Vec::load(total + j) + Vec::load(bias + n0 + j)).store(total + j);
+  for (; j < count; ++j) total[j] = total[j] + bias[n0 + j];
 }
 
 }  // namespace APT_SIMD_NS

@@ -20,6 +20,7 @@ APT_ATTENTION_OPS = ("apt_head_mean_fwd", "apt_head_mean_bwd", "apt_stats_fwd", 
                      "apt_attention_fwd", "apt_attention_bwd")
 FLASH_ATTENTION_OPS = ("flash_attention_fwd", "flash_attention_bwd")
 DISTILL_LOSS_OPS = ("distill_loss_fwd",)
+QUANTIZED_LINEAR_OPS = ("int8_linear", "fp8_linear", "quantized_linear_grad_input", "fp8_quantize")
 
 
 def require_native(*ops: str) -> None:
