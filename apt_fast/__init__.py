@@ -11,6 +11,9 @@ from . import backends  # noqa: E402,F401  (registers the CPU and CUDA kernels)
 from . import functional  # noqa: E402,F401
 from .modules import DistillationLoss, FusedAPTAttention  # noqa: E402,F401
 from .patching import PatchReport, patch, unpatch  # noqa: E402,F401
+from .models.transformers_hook import install as _register_with_transformers  # noqa: E402
+
+_register_with_transformers()  # AutoConfig/AutoModel/AutoTokenizer learn model_type "apt" as transformers loads them
 
 # The model side pulls in transformers (seconds to import), so it is loaded on first use.
 _LAZY = {

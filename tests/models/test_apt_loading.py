@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.nn.utils import prune
 
+from apt_fast.atomic import atomic_write
 from apt_fast.models.apt import APTConfig, APTModel
-from apt_fast.models.apt._io import atomic_write
 from apt_fast.models.apt.loading import CheckpointError, load, save
 from apt_fast.models.apt.tokenization_byte import APTByteTokenizer
 from apt_fast.models.apt.tokenization_char import ChineseCharTokenizer, HLBDCharTokenizer
@@ -167,9 +167,9 @@ def test_missing_num_heads_or_epsilon_is_an_error(tmp_path):
 
 
 def test_weights_not_matching_config(tmp_path):
-    _write_upstream_directory(tmp_path, _model(), {**UPSTREAM_CONFIG, "d_ff": 64})
-    with pytest.raises(CheckpointError, match=r"model.pt: weights do not match the config: "
-                       r"encoder_layers.0.linear1.weight expected shape \(64, 32\), got \(48, 32\)"):
+    _write_upstream_directory(tmp_path, _model(), {**UPSTREAM_CONFIG, "d_ff": 64, "num_encoder_layers": 12})
+    with pytest.raises(CheckpointError, match=r"model.pt: the config contradicts the weights: "
+                       r"num_encoder_layers is 12 in the config, 1 in the weights; d_ff is 64 in the config, 48 in the weights"):
         load(tmp_path)
 
 

@@ -90,7 +90,7 @@ def test_forward_aliases_return_dict_and_default_target(tiny_config):
     src = torch.randint(3, 100, (2, 6))
     tgt = torch.randint(3, 100, (2, 4))
     logits = model(src, tgt)
-    assert torch.equal(model(query=src, key=tgt, value=tgt, unknown_kwarg=1), logits)
+    assert torch.equal(model(query=src, key=tgt, value=tgt), logits)
     assert torch.equal(model(input_ids=src, decoder_input_ids=tgt), logits)
     assert torch.equal(model(src), model(src, src))
     out = model(src, tgt, return_dict=True)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from transformers import PretrainedConfig
+
+from .config_keys import check_extra_keys
 
 
 class APTConfig(PretrainedConfig):
@@ -24,6 +28,11 @@ class APTConfig(PretrainedConfig):
       parameters (unused in forward, first in the state_dict);
     * ``dbc_stochastic_low_rank``: with ``use_dbc_dac``, also run upstream's random low-rank gradient
       projection (spec §4), a defect kept only for bit-compatible training runs.
+
+    A keyword that is no field is checked (:mod:`.config_keys`): another model's name for a field
+    (``num_layers``, ``n_heads``, ...) or a near miss is a ValueError naming the field meant; transformers'
+    own keys and upstream's inert trainer keys pass; anything else is kept with an
+    ``UnknownConfigKeyWarning``.
     """
 
     model_type = "apt"
@@ -60,6 +69,7 @@ class APTConfig(PretrainedConfig):
     tie_word_embeddings: bool = True
 
     def __post_init__(self, **kwargs):
+        check_extra_keys(kwargs, (f.name for f in dataclasses.fields(self)), self.attribute_map)
         super().__post_init__(**kwargs)
         self._validate()
 

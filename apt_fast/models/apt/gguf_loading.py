@@ -75,7 +75,8 @@ def _match_tensors(file: GGUFFile, expected: dict[str, torch.Tensor], tied: bool
 def load_gguf(path: str | os.PathLike, *, config_overrides: dict | None = None):
     """Rebuild ``(model, tokenizer)`` from a GGUF file written by :func:`apt_fast.export.export_gguf`.
 
-    The model is float32, in eval mode; ``tokenizer`` is None when the file stores none.
+    The model is float32, in eval mode, with the tokenizer attached as ``model.tokenizer``; ``tokenizer`` is
+    None when the file stores none.
     """
     file = read_gguf(path)
     config = _config(file, config_overrides)
@@ -86,4 +87,5 @@ def load_gguf(path: str | os.PathLike, *, config_overrides: dict | None = None):
     with torch.no_grad():
         for key, name in keys.items():
             expected[key].copy_(dequantize(file, name).reshape(expected[key].shape))
+    model.tokenizer = tokenizer
     return model.eval(), tokenizer

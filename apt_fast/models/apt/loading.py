@@ -26,14 +26,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import warnings
 
 import torch
 from torch import Tensor
 
 from .configuration_apt import APTConfig
+from .errors import CheckpointError
 from .gguf_loading import load_gguf
 from .modeling_apt import APTModel
+from .shape_check import EMBEDDING as _EMBEDDING
+from .shape_check import OUTPUT as _OUTPUT
+from .shape_check import contradictions, infer_shape_fields
 from .tokenization_apt import load_tokenizer
 from .tokenization_char import HLBDCharTokenizer
 
@@ -46,13 +50,10 @@ UPSTREAM_APTCONFIG_DEFAULTS = {
     "beta": 0.003, "base_lr": 4e-5, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
     "activation": "gelu", "sr_ratio": 6, "init_tau": 1.3, "use_dbc_dac": False,
 }
-_SHAPE_FIELDS = ("vocab_size", "d_model", "max_seq_len", "num_encoder_layers", "num_decoder_layers", "d_ff", "sr_ratio")
-_EMBEDDING, _OUTPUT = "token_embedding.weight", "output_projection.weight"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded: unknown format, unreadable or truncated file, missing config
-    fields, or weights that do not match the config."""
+class MissingTokenizerWarning(UserWarning):
+    """``load`` found no tokenizer with the checkpoint; it returns ``tokenizer=None``."""
 
 
 def _torch_load(path: str) -> object:
@@ -91,34 +92,6 @@ def merge_pruned_weights(state_dict: dict[str, Tensor], source: str) -> dict[str
     return merged
 
 
-def _count_layers(state_dict: dict[str, Tensor], prefix: str) -> int:
-    indices = {int(m.group(1)) for key in state_dict if (m := re.match(rf"{prefix}\.(\d+)\.", key))}
-    return max(indices) + 1 if indices else 0
-
-
-def _sr_ratio_for(d_model: int, hidden: int) -> int | None:
-    return next((r for r in range(1, d_model + 1) if max(16, d_model // r) == hidden), None)
-
-
-def infer_shape_fields(state_dict: dict[str, Tensor]) -> dict:
-    """The config fields that the weights determine (spec §5.1 loader guidance)."""
-    fields = {}
-    if _EMBEDDING in state_dict:
-        fields["vocab_size"], fields["d_model"] = state_dict[_EMBEDDING].shape
-    if "positional_encoding.pe" in state_dict:
-        fields["max_seq_len"] = state_dict["positional_encoding.pe"].shape[1]
-    fields["num_encoder_layers"] = _count_layers(state_dict, "encoder_layers")
-    fields["num_decoder_layers"] = _count_layers(state_dict, "decoder_layers")
-    for prefix in ("encoder_layers.0", "decoder_layers.0"):
-        if f"{prefix}.linear1.weight" in state_dict:
-            fields["d_ff"] = state_dict[f"{prefix}.linear1.weight"].shape[0]
-        if f"{prefix}.self_attn.sr_conv1.weight" in state_dict and "d_model" in fields:
-            ratio = _sr_ratio_for(fields["d_model"], state_dict[f"{prefix}.self_attn.sr_conv1.weight"].shape[0])
-            if ratio is not None:
-                fields["sr_ratio"] = ratio
-    return fields
-
-
 def build_config(
     saved: dict | None,
     state_dict: dict[str, Tensor],
@@ -130,7 +103,7 @@ def build_config(
     """APTConfig from a checkpoint's saved config: saved values first, then the shapes, then ``defaults``.
 
     ``num_heads`` and ``epsilon`` must come from ``saved`` or ``overrides``. A saved shape field that
-    disagrees with the weights is reported later, by :func:`load_weights`, with both shapes.
+    contradicts the weights is an error naming the field and both values.
     """
     saved = {**(saved or {}), **(overrides or {})}
     for name in REQUIRED_FIELDS:
@@ -139,7 +112,11 @@ def build_config(
                 f"{source}: the config has no '{name}', and {name} cannot be inferred from the weights; "
                 f"pass it explicitly, e.g. load(path, config_overrides={{'{name}': ...}})"
             )
-    fields = {**defaults, **infer_shape_fields(state_dict)}
+    shapes = {key: tuple(value.shape) for key, value in state_dict.items()}
+    found = contradictions(saved, shapes)
+    if found:
+        raise CheckpointError(f"{source}: the config contradicts the weights: {'; '.join(found)}")
+    fields = {**defaults, **infer_shape_fields(shapes)}
     fields.update({k: v for k, v in saved.items() if k != "model_type"})
     fields["taylor_parameters"] = "taylor_epsilon" in state_dict
     if _OUTPUT in state_dict and _EMBEDDING in state_dict:
@@ -242,11 +219,20 @@ def _load_pt_file(path: str, overrides: dict | None):
 def load(path: str | os.PathLike, *, config_overrides: dict | None = None):
     """Load an APT checkpoint in any supported format; returns ``(model, tokenizer)``.
 
-    The model is in eval mode. ``tokenizer`` is None when the checkpoint has none. ``config_overrides``
-    supplies or replaces config fields (e.g. ``{"num_heads": 12, "epsilon": 1e-6}`` for a checkpoint
-    saved without them).
+    The model is in eval mode, with the tokenizer attached as ``model.tokenizer`` (so
+    ``model.save_pretrained`` saves it too). ``tokenizer`` is None, with a :class:`MissingTokenizerWarning`,
+    when the checkpoint has none. ``config_overrides`` supplies or replaces config fields (e.g.
+    ``{"num_heads": 12, "epsilon": 1e-6}`` for a checkpoint saved without them).
     """
-    path = os.fspath(path)
+    model, tokenizer = _load(os.fspath(path), config_overrides)
+    model.tokenizer = tokenizer
+    if tokenizer is None:
+        warnings.warn(f"apt_fast.load: {os.fspath(path)} has no tokenizer, so the tokenizer returned is None; save the "
+                      f"model with one: apt_fast.save(model, path, tokenizer)", MissingTokenizerWarning, stacklevel=2)
+    return model, tokenizer
+
+
+def _load(path: str, config_overrides: dict | None):
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "model.safetensors")):
             return _load_apt_fast_directory(path, config_overrides)
@@ -266,7 +252,6 @@ def _is_gguf(path: str) -> bool:
 
 
 def save(model: APTModel, path: str | os.PathLike, tokenizer=None) -> None:
-    """Write ``model`` (safetensors + config.json) and ``tokenizer`` to ``path``, every file atomically."""
-    model.save_pretrained(path)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(path)
+    """Write ``model`` (safetensors + config.json), ``tokenizer`` (default: the one attached to the model,
+    if any) and the model card README.md to ``path``, every file atomically: ``model.save_pretrained``."""
+    model.save_pretrained(path, tokenizer=tokenizer)

@@ -6,6 +6,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -15,17 +16,26 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from ...atomic import process_umask
-from . import generation
+from . import generation, hub
 from .attention import AutopoieticAttention
 from .configuration_apt import APTConfig
+from .forward_inputs import resolve_forward_inputs
 from .gradient_hooks import add_gradient_hooks
+from .labels import seq2seq_loss
 from .layers import APTDecoderLayer, APTEncoderLayer, PositionalEncoding, sinusoidal_table
+from .model_card import CARD_FILE, may_write_card, model_card
+from .pretrained_checks import check_config_matches_weights, check_loading_info
+from .tokenization_apt import load_tokenizer
+from .tokenization_base import TOKENIZER_CONFIG
+from .tokenization_char import VOCAB_FILE
 
 
 @dataclass
 class APTModelOutput(ModelOutput):
-    """``forward(..., return_dict=True)``: upstream's dict {logits, encoder_output, decoder_output}."""
+    """``forward(..., return_dict=True)`` (or with ``labels``): upstream's dict {logits, encoder_output,
+    decoder_output}, with the ``loss`` first when labels were given (as Seq2SeqLMOutput has it)."""
 
+    loss: Tensor | None = None  # [] mean cross-entropy against labels
     logits: Tensor | None = None  # [B, T, V]
     encoder_output: Tensor | None = None  # [B, S, D] memory (after encoder_norm)
     decoder_output: Tensor | None = None  # [B, T, D] (after decoder_norm)
@@ -45,7 +55,7 @@ class APTPreTrainedModel(PreTrainedModel):
 
     config_class = APTConfig
     base_model_prefix = "apt"
-    main_input_name = "src_tokens"
+    main_input_name = "input_ids"
     _no_split_modules = ["APTEncoderLayer", "APTDecoderLayer"]
 
     @torch.no_grad()
@@ -81,9 +91,14 @@ class APTModel(APTPreTrainedModel):
     ``config.use_dbc_dac`` every trainable parameter gets upstream's gradient hook (spec §4); with
     ``config.taylor_parameters`` the model also carries APTLargeModel's ``taylor_epsilon`` /
     ``taylor_alpha`` (first in the state_dict, unused in forward, no hook).
+
+    ``model.tokenizer`` is the tokenizer the model was loaded with (``apt_fast.load``, ``from_pretrained``
+    of a directory holding one), else None; ``save_pretrained`` / ``apt_fast.save`` / ``push_to_hub``
+    save it unless given another with ``tokenizer=``. Set it to attach one.
     """
 
     _tied_weights_keys = {"output_projection.weight": "token_embedding.weight"}
+    tokenizer = None
 
     def __init__(self, config: APTConfig):
         super().__init__(config)
@@ -108,11 +123,18 @@ class APTModel(APTPreTrainedModel):
         self.num_gradient_hooks = add_gradient_hooks(params, self.config)
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs) -> APTModel:
-        """transformers' from_pretrained; the DBC-DAC hooks are re-registered on the loaded Parameters."""
-        model = super().from_pretrained(*args, **kwargs)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """transformers' from_pretrained, refusing weights that do not fit the config (a CheckpointError
+        naming the field and both values, where transformers would re-initialise them at random); the
+        DBC-DAC hooks are re-registered on the loaded Parameters and a local directory's tokenizer is
+        attached as ``model.tokenizer``."""
+        check_config_matches_weights(pretrained_model_name_or_path, kwargs, cls.config_class.__dataclass_fields__)
+        wants_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        check_loading_info(pretrained_model_name_or_path, info)
         model._add_gradient_hooks()
-        return model
+        model.tokenizer = _local_tokenizer(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
+        return (model, info) if wants_info else model
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.token_embedding
@@ -172,50 +194,64 @@ class APTModel(APTPreTrainedModel):
         memory_mask: Tensor | None = None,
         src_key_padding_mask: Tensor | None = None,  # [B, S]
         tgt_key_padding_mask: Tensor | None = None,  # [B, T]
-        memory_key_padding_mask: Tensor | None = None,  # [B, S]; defaults to src_key_padding_mask
-        return_dict: bool = False,
+        memory_key_padding_mask: Tensor | None = None,  # [B, S]; defaults to the encoder padding mask
+        return_dict: bool | None = None,
         query: Tensor | None = None,
         key: Tensor | None = None,
         value: Tensor | None = None,
         attn_mask: Tensor | None = None,
         key_padding_mask: Tensor | None = None,
-        input_ids: Tensor | None = None,
-        decoder_input_ids: Tensor | None = None,
-        **kwargs,
-    ) -> Tensor | APTModelOutput:  # logits [B, T, V]
-        """Upstream's forward: encode, decode, tied output projection.
+        input_ids: Tensor | None = None,  # [B, S]
+        decoder_input_ids: Tensor | None = None,  # [B, T]
+        attention_mask: Tensor | None = None,  # [B, S], 1 = token, 0 = padding
+        decoder_attention_mask: Tensor | None = None,  # [B, T], 1 = token, 0 = padding
+        labels: Tensor | None = None,  # [B, T], -100 = ignored
+    ) -> Tensor | tuple[Tensor, Tensor] | APTModelOutput:  # logits [B, T, V]
+        """Upstream's forward: encode, decode, tied output projection; plus Hugging Face's names.
 
-        Aliases (upstream): ``query`` → src_tokens, ``key`` → tgt_tokens, ``attn_mask`` → src_mask,
-        ``key_padding_mask`` → src_key_padding_mask (``value`` and unknown keyword arguments are ignored,
-        as upstream does); apt_fast adds ``input_ids`` / ``decoder_input_ids``. **Every supplied mask is
-        converted to bool**, so a float 0/-inf mask turns into +1 at the masked cells (attention is
-        *favoured* there); leave ``tgt_mask=None`` for a causal decoder.
+        Upstream's aliases (``query``, ``key``, ``value``, ``attn_mask``, ``key_padding_mask``) and
+        Hugging Face's (``input_ids``, ``decoder_input_ids``, ``attention_mask``,
+        ``decoder_attention_mask``, ``labels``) are resolved by
+        :func:`~apt_fast.models.apt.forward_inputs.resolve_forward_inputs`; one input given under two
+        names, or any keyword not listed here, is a TypeError (upstream silently ignored unknown ones).
+        ``attention_mask`` is honoured as ``src_key_padding_mask = attention_mask == 0``.
+
+        ``labels``: the decoder inputs default to the labels shifted right after BOS, and the mean
+        cross-entropy over labels != -100 is returned as ``loss`` (:mod:`.labels`).
+
+        Returns upstream's logits tensor; an :class:`APTModelOutput` with ``return_dict=True`` or when
+        ``labels`` are given (unless ``return_dict=False``, which gives ``(loss, logits)``).
+
+        **Every supplied mask is converted to bool** (upstream), so a float 0/-inf mask turns into +1 at
+        the masked cells (attention is *favoured* there); leave ``tgt_mask=None`` for a causal decoder.
         """
-        src_tokens = next(t for t in (src_tokens, query, input_ids) if t is not None)
-        tgt_tokens = next((t for t in (tgt_tokens, key, decoder_input_ids) if t is not None), src_tokens)
-        src_mask = src_mask if src_mask is not None else attn_mask
-        if src_key_padding_mask is None:
-            src_key_padding_mask = key_padding_mask
-        if memory_key_padding_mask is None:
-            memory_key_padding_mask = src_key_padding_mask
-        memory = self.encode(src_tokens, _as_bool(src_mask), _as_bool(src_key_padding_mask))
+        inputs = resolve_forward_inputs(
+            self.config, src_tokens=src_tokens, tgt_tokens=tgt_tokens, src_mask=src_mask, tgt_mask=tgt_mask,
+            memory_mask=memory_mask, src_key_padding_mask=src_key_padding_mask,
+            tgt_key_padding_mask=tgt_key_padding_mask, memory_key_padding_mask=memory_key_padding_mask, query=query,
+            key=key, value=value, attn_mask=attn_mask, key_padding_mask=key_padding_mask, input_ids=input_ids,
+            decoder_input_ids=decoder_input_ids, attention_mask=attention_mask,
+            decoder_attention_mask=decoder_attention_mask, labels=labels,
+        )
+        memory = self.encode(inputs.src_tokens, _as_bool(inputs.src_mask), _as_bool(inputs.src_key_padding_mask))
         decoder_output = self.decode(
-            tgt_tokens,
+            inputs.tgt_tokens,
             memory,
-            tgt_mask=_as_bool(tgt_mask),
-            memory_mask=_as_bool(memory_mask),
-            tgt_key_padding_mask=_as_bool(tgt_key_padding_mask),
-            memory_key_padding_mask=_as_bool(memory_key_padding_mask),
+            tgt_mask=_as_bool(inputs.tgt_mask),
+            memory_mask=_as_bool(inputs.memory_mask),
+            tgt_key_padding_mask=_as_bool(inputs.tgt_key_padding_mask),
+            memory_key_padding_mask=_as_bool(inputs.memory_key_padding_mask),
         )
         logits = self.output_projection(decoder_output)
-        if return_dict:
-            return APTModelOutput(logits=logits, encoder_output=memory, decoder_output=decoder_output)
-        return logits
+        loss = None if labels is None else seq2seq_loss(logits, labels)
+        if return_dict or (return_dict is None and loss is not None):
+            return APTModelOutput(loss=loss, logits=logits, encoder_output=memory, decoder_output=decoder_output)
+        return logits if loss is None else (loss, logits)
 
     def generate(
         self,
-        input_ids: Tensor,  # [B, S]
-        max_length: int = 50,
+        input_ids: Tensor | None = None,  # [B, S]
+        max_length: int | None = None,  # tokens to generate (default 50); BOS not counted
         temperature: float = 1.0,
         top_p: float = 0.9,
         top_k: int = 50,
@@ -224,8 +260,14 @@ class APTModel(APTPreTrainedModel):
         num_beams: int | None = None,
         eos_token_id: int | None = None,
         pad_token_id: int | None = None,
+        attention_mask: Tensor | None = None,  # [B, S], 1 = token, 0 = padding
+        max_new_tokens: int | None = None,  # another name for max_length
     ) -> Tensor:  # [B, <= max_length]
-        """Upstream's generate (see :func:`apt_fast.models.apt.generation.generate`); ``num_beams`` is ignored."""
+        """Upstream's generate (see :func:`apt_fast.models.apt.generation.generate`), also callable as
+        ``model.generate(**tokenizer(texts))``: ``attention_mask`` gives the source padding. ``num_beams``
+        other than None or 1 is a ValueError (there is no beam search); a model whose weights or logits
+        are not finite raises NonFiniteWeightsError naming them."""
+        max_length = generation.check_generate_arguments(input_ids, attention_mask, max_length, max_new_tokens, num_beams)
         return generation.generate(
             self,
             input_ids,
@@ -237,19 +279,66 @@ class APTModel(APTPreTrainedModel):
             do_sample=do_sample,
             eos_token_id=eos_token_id,
             pad_token_id=pad_token_id,
+            attention_mask=attention_mask,
         )
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
-        """transformers' save_pretrained (safetensors, tied weights once, config.json), made atomic:
-        files are written to a temporary folder inside ``save_directory`` and moved with os.replace, with the
-        mode open() would give them (safetensors writes 0600)."""
+    def save_pretrained(self, save_directory: str | os.PathLike, *, tokenizer=None, push_to_hub: bool = False,
+                        **kwargs) -> None:
+        """transformers' save_pretrained (safetensors, tied weights once, config.json), plus the tokenizer
+        (``tokenizer``, else ``self.tokenizer``, if any) and the model card README.md (unless the directory
+        holds a README.md apt_fast did not write), all made atomic: files are written to a temporary folder
+        inside ``save_directory`` and moved with os.replace, with the mode open() would give them
+        (safetensors writes 0600). ``push_to_hub=True`` then uploads with :meth:`push_to_hub` (``repo_id``
+        defaults to the directory's name; ``commit_message``, ``private``, ``token``, ``revision``,
+        ``create_pr``, ``commit_description`` are passed on)."""
+        tokenizer = tokenizer if tokenizer is not None else self.tokenizer
+        hub_kwargs = {name: kwargs.pop(name) for name in _PUSH_KWARGS if name in kwargs}
         os.makedirs(save_directory, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".tmp-save-", dir=save_directory)
         mode = 0o666 & ~process_umask()
         try:
             super().save_pretrained(staging, **kwargs)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(staging)
+            if may_write_card(os.fspath(save_directory)):
+                with open(os.path.join(staging, CARD_FILE), "w", encoding="utf-8") as f:
+                    f.write(model_card(self, tokenizer))
             for name in os.listdir(staging):
                 os.chmod(os.path.join(staging, name), mode)
                 os.replace(os.path.join(staging, name), os.path.join(save_directory, name))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        if push_to_hub:
+            repo_id = hub_kwargs.pop("repo_id", None) or os.path.basename(os.path.abspath(save_directory))
+            self.push_to_hub(repo_id, tokenizer=tokenizer, **hub_kwargs)
+
+    def push_to_hub(self, repo_id: str, *, tokenizer=None, commit_message: str | None = None,
+                    commit_description: str | None = None, private: bool | None = None,
+                    token: bool | str | None = None, revision: str | None = None, create_pr: bool = False,
+                    max_shard_size: int | str | None = "50GB"):
+        """Upload the weights, config, tokenizer (``tokenizer``, else ``self.tokenizer``) and model card to
+        ``repo_id`` in one commit (:mod:`.hub`). A hand-written README.md already on the Hub is kept.
+        Without a connection: ``HubUnreachableError: push_to_hub: cannot reach the Hugging Face Hub
+        (offline?): ...``."""
+        return hub.push_to_hub(self, repo_id, tokenizer=tokenizer, commit_message=commit_message,
+                               commit_description=commit_description, private=private, token=token,
+                               revision=revision, create_pr=create_pr, max_shard_size=max_shard_size)
+
+
+_PUSH_KWARGS = ("repo_id", "commit_message", "commit_description", "private", "token", "revision", "create_pr")
+
+
+def _local_tokenizer(path, subfolder: str):
+    """The tokenizer saved in a local checkpoint directory, or None (with a warning when one is there but
+    apt_fast cannot read it: the model still loads)."""
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    directory = os.path.join(os.fspath(path), subfolder) if subfolder else os.fspath(path)
+    if not any(os.path.exists(os.path.join(directory, f)) for f in (TOKENIZER_CONFIG, VOCAB_FILE)):
+        return None
+    try:
+        return load_tokenizer(directory)
+    except (OSError, ValueError, KeyError) as err:
+        warnings.warn(f"APTModel.from_pretrained: the tokenizer files in {directory} cannot be read by apt_fast "
+                      f"({err}); model.tokenizer is None", stacklevel=3)
+        return None

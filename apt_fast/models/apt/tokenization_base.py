@@ -9,6 +9,10 @@ import torch
 from ...atomic import atomic_write_json, read_json
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
+# What transformers' AutoTokenizer.from_pretrained passes along besides the path: where and which revision to
+# download, none of which means anything for the local directory these tokenizers load from.
+HUB_LOADING_KWARGS = frozenset({"_from_auto", "_from_pipeline", "_commit_hash", "revision", "cache_dir", "force_download",
+                                "local_files_only", "proxies", "token", "trust_remote_code", "user_agent"})
 
 
 class APTTokenizerBase:
@@ -38,16 +42,21 @@ class APTTokenizerBase:
         self,
         texts: str | list[str],
         max_length: int | None = None,
-        padding: str | None = None,
+        padding: str | bool | None = None,
+        return_tensors: str = "pt",
     ) -> dict[str, torch.Tensor]:
-        """Encode a batch: ``input_ids`` [B, L] padded with ``pad_token_id`` and ``attention_mask`` [B, L].
+        """Encode a batch: ``input_ids`` [B, L] padded with ``pad_token_id`` and ``attention_mask`` [B, L]
+        (1 = token, 0 = padding), as ``model.generate(**tokenizer(texts))`` and ``model(**...)`` take them.
 
-        ``padding="longest"`` pads to the longest row, ``"max_length"`` to ``max_length``; rows are
-        truncated to ``max_length`` when it is set.
+        ``padding="longest"`` (or True) pads to the longest row, ``"max_length"`` to ``max_length``; rows
+        are truncated to ``max_length`` when it is set. The result is PyTorch tensors: ``return_tensors``
+        may only be "pt".
         """
+        if return_tensors != "pt":
+            raise ValueError(f"{type(self).__name__}: return_tensors must be 'pt' (PyTorch tensors), got {return_tensors!r}")
         texts = [texts] if isinstance(texts, str) else list(texts)
         max_length = max_length if max_length is not None else self.default_max_length
-        padding = padding or self.default_padding
+        padding = self.default_padding if padding is None else ("longest" if padding is True else padding)
         rows = [self.encode(text, max_length=max_length) for text in texts]
         if padding == "max_length":
             if max_length is None:
@@ -79,8 +88,20 @@ class APTTokenizerBase:
         atomic_write_json(os.path.join(directory, TOKENIZER_CONFIG), config)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike):
-        directory = os.fspath(directory)
+    def from_pretrained(cls, directory: str | os.PathLike, *, subfolder: str = "", **hub_kwargs):
+        """Load from a directory written by :meth:`save_pretrained` (also what ``AutoTokenizer`` calls).
+
+        transformers' download options (``revision``, ``cache_dir``, ``token``, ...) are accepted and mean
+        nothing for a local directory; any other keyword argument is a TypeError.
+        """
+        unknown = sorted(set(hub_kwargs) - HUB_LOADING_KWARGS)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.from_pretrained() got unexpected keyword argument(s) {unknown}; "
+                            f"apt_fast tokenizers take their settings from the saved directory")
+        directory = os.path.join(os.fspath(directory), subfolder)
+        if not os.path.isdir(directory):
+            raise OSError(f"{cls.__name__}.from_pretrained: {directory} is not a directory (apt_fast tokenizers "
+                          f"load from a local directory written by save_pretrained)")
         path = os.path.join(directory, TOKENIZER_CONFIG)
         config = read_json(path) if os.path.exists(path) else {}
         config.pop("tokenizer_class", None)
