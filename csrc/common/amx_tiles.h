@@ -27,7 +27,11 @@ struct alignas(64) TileConfig {
     rows[tile] = static_cast<uint8_t>(tile_rows);
     bytes_per_row[tile] = static_cast<uint16_t>(tile_bytes_per_row);
   }
-  void load() const { _tile_loadconfig(this); }
+  void load() const {
+    // GCC does not see LDTILECFG read this object and may drop the stores that filled it: fence them.
+    asm volatile("" : : "r"(this) : "memory");
+    _tile_loadconfig(this);
+  }
 };
 
 // Releases the tile state when it goes out of scope (so a thread leaves no tiles configured).

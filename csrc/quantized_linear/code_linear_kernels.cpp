@@ -32,6 +32,10 @@ struct CodeProblem {
 };
 
 #if APT_SIMD_LEVEL == 2
+// Panel rows fetched ahead of use: the decode keeps the core busy, so the hardware prefetcher alone leaves the
+// weight streams short of the memory bandwidth at one row.
+constexpr int kPrefetchRows = 16;
+
 template <int MR, int NP>
 void code_block(const CodeProblem& pr, const CodeDecoder& decoder, int64_t m0, int64_t p0, float* total) {
   const int64_t panel_bytes = pr.kp * kQPanel;
@@ -46,7 +50,11 @@ void code_block(const CodeProblem& pr, const CodeDecoder& decoder, int64_t m0, i
     const int64_t r_end = r0 + pr.group_rows(g);
     for (int64_t r = r0; r < r_end; ++r) {
       __m512i w0[NP], w1[NP];
-      for (int j = 0; j < NP; ++j) decoder.decode(_mm512_loadu_si512(w_base + j * panel_bytes + r * 64), &w0[j], &w1[j]);
+      for (int j = 0; j < NP; ++j) {
+        const uint8_t* row = w_base + j * panel_bytes + r * 64;
+        _mm_prefetch(reinterpret_cast<const char*>(row + kPrefetchRows * 64), _MM_HINT_T0);
+        decoder.decode(_mm512_loadu_si512(row), &w0[j], &w1[j]);
+      }
       for (int i = 0; i < MR; ++i) {
         int32_t pair0, pair1;
         std::memcpy(&pair0, x_rows[i] + r * 4, 4);

@@ -47,6 +47,8 @@ struct Int8Problem {
 // quantize_rows: VNNI rows carry +128, signed rows carry l - 128), as the fp32 term added to the total:
 //   8 bits: (float(S) * w_scale) * a_scale;  16 bits: ((float(S_h) * 256 + float(S_l)) * w_scale) * a_scale.
 #if APT_SIMD_LEVEL == 2
+constexpr int kPrefetchRows = 16;  // panel rows fetched ahead of use (see code_linear_kernels.cpp)
+
 inline __m512 group_term(const __m512i* acc, int halves, __m512i comp, __m512 w_scale, float a_scale) {
   __m512 sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], comp));
   if (halves == 2) sum = _mm512_add_ps(_mm512_mul_ps(sum, _mm512_set1_ps(256.0f)), _mm512_cvtepi32_ps(acc[1]));
@@ -67,7 +69,11 @@ void int8_block(const Int8Problem& pr, int64_t m0, int64_t p0, float* total) {
     const int64_t r_end = r0 + pr.group_rows(g);
     for (int64_t r = r0; r < r_end; ++r) {
       __m512i w[NP];
-      for (int j = 0; j < NP; ++j) w[j] = _mm512_loadu_si512(w_base + j * panel_bytes + r * 64);
+      for (int j = 0; j < NP; ++j) {
+        const int8_t* row = w_base + j * panel_bytes + r * 64;
+        _mm_prefetch(reinterpret_cast<const char*>(row + kPrefetchRows * 64), _MM_HINT_T0);
+        w[j] = _mm512_loadu_si512(row);
+      }
       for (int i = 0; i < RB; ++i) {
         int32_t quad;
         std::memcpy(&quad, rows + i * pr.kp + r * 4, 4);
