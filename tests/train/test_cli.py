@@ -30,8 +30,8 @@ def test_train_fine_tune_evaluate_chat_distill(tmp_path, train_file, val_file, c
                  "--save-path", tuned, "--freeze-embeddings", "--freeze-encoder-layers", "1",
                  "--freeze-decoder-layers", "1", "--eval-steps", "2", "--save-steps", "3", "--max-samples", "32",
                  "--no-fast", *QUICK]) == 0
-    assert sorted(os.listdir(tuned)) == ["best", "checkpoints", "config.json", "last", "model.safetensors",
-                                         "tokenizer_config.json", "training_log.json"]
+    assert sorted(os.listdir(tuned)) == ["README.md", "best", "checkpoints", "config.json", "last",
+                                         "model.safetensors", "tokenizer_config.json", "training_log.json"]
     log = json.loads((tmp_path / "tuned" / "training_log.json").read_text())
     assert log["command"] == "fine-tune" and log["train_samples"] == 32 and len(log["history"]) == 4
     capsys.readouterr()

@@ -31,5 +31,5 @@ def test_two_processes_match_one(tmp_path, tiny_model_dir, train_file):
     for step, (a, b) in enumerate(zip(one, two)):
         assert abs(a - b) <= 1e-5 * max(1.0, abs(a)), f"step {step}: 1 process {a}, 2 processes {b}"
     assert sorted(os.listdir(tmp_path / "two" / "checkpoints" / "step-12")) == [
-        "config.json", "model.safetensors", "rng-rank0.pt", "rng-rank1.pt", "tokenizer_config.json",
-        "trainer_state.pt"]
+        "README.md", "config.json", "model.safetensors", "rng-rank0.pt", "rng-rank1.pt",
+        "tokenizer_config.json", "trainer_state.pt"]

@@ -37,7 +37,8 @@ def test_resume_after_ctrl_c_gives_the_uninterrupted_losses(tmp_path, train_file
     checkpoints = sorted(os.listdir(tmp_path / "part" / "checkpoints"))
     assert checkpoints == ["step-4", "step-5"]  # complete directories only, no temporaries
     assert sorted(os.listdir(tmp_path / "part" / "checkpoints" / "step-5")) == [
-        "config.json", "model.safetensors", "rng-rank0.pt", "tokenizer_config.json", "trainer_state.pt"]
+        "README.md", "config.json", "model.safetensors", "rng-rank0.pt", "tokenizer_config.json",
+        "trainer_state.pt"]
     model, _, _ = train_model(config, train_file, save_path=str(tmp_path / "part"), resume="latest", **kwargs)
 
     full, resumed = _history(tmp_path / "full"), _history(tmp_path / "part")
