@@ -18,6 +18,14 @@ APT_FAST_BINDINGS(peak) {
       py::arg("kind"), py::arg("num_threads"),
       "Measured peak rate (operations per second; a multiply-add is 2) of fp32_fma, bf16_dot, int8_dot (AVX-512)\n"
       "or amx_bf16, amx_int8 (AMX) on num_threads threads: register-only loops, no memory traffic.");
+  m.def(
+      "read_bytes_per_second",
+      [](int64_t bytes, int num_threads) {
+        py::gil_scoped_release release;
+        return read_bytes_per_second(bytes, num_threads);
+      },
+      py::arg("bytes"), py::arg("num_threads"),
+      "Measured read bandwidth (bytes per second, best of 3) of num_threads threads over a buffer of `bytes`.");
 }
 
 }  // namespace apt_fast

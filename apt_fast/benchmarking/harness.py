@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 
 from . import heap, memory
+from .peaks import Work, describe
 from .targets import Targets, Verdict, judge
 
 
@@ -17,9 +18,12 @@ from .targets import Targets, Verdict, judge
 class BenchCase:
     """A benchmark: `make_inputs(quick)` builds the shared inputs; `prepare(inputs)` makes fresh per-run
     arguments (untimed, e.g. leaf tensors that require grad); `baseline` and `candidate` take them and
-    return outputs that `check(baseline_out, candidate_out)` compares (it raises on disagreement).
+    return outputs that `check(baseline_out, candidate_out)` compares (it raises on disagreement; a dict it
+    returns is kept in the result's `extra`, e.g. how far two greedy generations agree).
     `unavoidable_bytes(inputs)` is subtracted from both peaks (e.g. the input gradient both must return).
-    `targets` is what the candidate should achieve against the baseline (targets.py)."""
+    `targets` is what the candidate should achieve against the baseline (targets.py). `work(inputs)` is what one
+    candidate call does (peaks.Work), reported as a rate and a fraction of this machine's measured peak.
+    `repeats` overrides the timed runs per side (a baseline that takes seconds)."""
 
     name: str
     family: str
@@ -33,6 +37,8 @@ class BenchCase:
     targets: Targets
     unavoidable_bytes: Callable[[Any], int] = lambda inputs: 0
     quick: bool = True  # part of `apt-fast bench --quick`
+    work: Optional[Callable[[Any], Work]] = None
+    repeats: Optional[int] = None
 
 
 @dataclass
@@ -136,8 +142,8 @@ def run_case(case: BenchCase, quick: bool = False, repeats: Optional[int] = None
     pytest-benchmark)."""
     inputs = case.make_inputs(quick)
     prepare = lambda: case.prepare(inputs)  # noqa: E731
-    case.check(case.baseline(prepare()), case.candidate(prepare()))
-    repeats = repeats or (3 if quick else 7)
+    agreement = case.check(case.baseline(prepare()), case.candidate(prepare()))
+    repeats = case.repeats or repeats or (3 if quick else 7)
     unavoidable = case.unavoidable_bytes(inputs)
     baseline_peak, candidate_peak = (_minus(peak(case, side, quick, prepare), unavoidable)
                                      for side in ("baseline", "candidate"))
@@ -147,8 +153,11 @@ def run_case(case: BenchCase, quick: bool = False, repeats: Optional[int] = None
         candidate = candidate_timer(case.candidate, prepare)
     else:
         candidate = time_calls(case.candidate, prepare, repeats)
+    extra = dict(agreement or {})
+    if case.work is not None:
+        extra["throughput"] = describe(case.work(inputs), candidate.median)
     return CaseResult(case.name, case.shape(inputs), case.baseline_name, baseline, candidate, baseline_peak,
-                      candidate_peak, torch.get_num_threads(), case.targets)
+                      candidate_peak, torch.get_num_threads(), case.targets, extra)
 
 
 def _minus(peak: Optional[int], unavoidable: int) -> Optional[int]:

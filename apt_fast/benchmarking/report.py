@@ -26,9 +26,27 @@ def _verdict_cell(verdict: Verdict) -> str:
     return cell if verdict.met is not None else f"{cell} ({verdict.reason})"
 
 
+def _throughput_cell(result: CaseResult) -> str:
+    """12.3 GB/s (45% of peak), 1.20 Top/s (9% of amx_int8), or '' when the case states no work."""
+    t = result.extra.get("throughput")
+    if not t:
+        return ""
+    scale, prefix = (1e9, "GB/s") if t["unit"] == "B/s" else (1e12, "Top/s")
+    cell = f"{t['rate'] / scale:.2f} {prefix}"
+    if t["peak_fraction"] is not None:
+        cell += f" ({100 * t['peak_fraction']:.0f}% of {t['peak_kind']} peak)"
+    return cell
+
+
+def _notes_cell(result: CaseResult) -> str:
+    """What the case's check reported about agreement (e.g. greedy_tokens_equal=61/64), throughput aside."""
+    return ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in result.extra.items() if k != "throughput")
+
+
 def format_table(results: Iterable[CaseResult]) -> str:
     header = ("case", "shape", "baseline", "base ms (min-max)", "apt_fast ms (min-max)", "ratio",
-              "base MiB", "apt MiB", "mem ratio", "targets")
+              "base MiB", "apt MiB", "mem ratio", "apt_fast rate", "targets", "notes")
     rows: List[tuple] = []
     for r in results:
         mem = "n/a" if r.memory_ratio is None else f"{r.memory_ratio:.4f}"
@@ -36,8 +54,8 @@ def format_table(results: Iterable[CaseResult]) -> str:
             r.name, r.shape, r.baseline_name,
             f"{_ms(r.baseline.median)} ({_ms(r.baseline.min)}-{_ms(r.baseline.max)})",
             f"{_ms(r.candidate.median)} ({_ms(r.candidate.min)}-{_ms(r.candidate.max)})",
-            f"{r.ratio:.3f}", _mib(r.baseline_peak_bytes), _mib(r.candidate_peak_bytes), mem,
-            " ".join(_verdict_cell(v) for v in r.verdicts),
+            f"{r.ratio:.3f}", _mib(r.baseline_peak_bytes), _mib(r.candidate_peak_bytes), mem, _throughput_cell(r),
+            " ".join(_verdict_cell(v) for v in r.verdicts), _notes_cell(r),
         ))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731

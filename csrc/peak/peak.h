@@ -18,8 +18,13 @@ PeakKind parse_peak_kind(const std::string& name);
 // for a kind this CPU (or the tier in use) lacks.
 double peak_ops_per_second(PeakKind kind, int num_threads);
 
+// Bytes per second that num_threads threads read from a buffer of `bytes` (256-byte aligned chunks spread over the
+// threads; sized past the caches, it measures the memory bandwidth the GEMV kernels stream weights at).
+double read_bytes_per_second(int64_t bytes, int num_threads);
+
 // One thread's loop: `iterations` rounds, returns the operations it performed.
 APT_FAST_DECLARE_TIERS(double peak_vector_loop(PeakKind kind, int64_t iterations))
+APT_FAST_DECLARE_TIERS(int64_t read_sum(const int64_t* data, int64_t count))
 namespace simd_amx {
 double peak_tile_loop(PeakKind kind, int64_t iterations);
 }

@@ -48,5 +48,15 @@ double peak_vector_loop(PeakKind kind, int64_t iterations) {
   return 0.0;
 }
 
+// Sums count int64 values with four independent accumulators (the loads are the work).
+int64_t read_sum(const int64_t* data, int64_t count) {
+  int64_t acc[8] = {};
+  for (int64_t i = 0; i + 8 <= count; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += data[i + j];
+  int64_t total = 0;
+  for (int j = 0; j < 8; ++j) total += acc[j];
+  return total;
+}
+
 }  // namespace APT_SIMD_NS
 }  // namespace apt_fast

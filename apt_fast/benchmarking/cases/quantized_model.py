@@ -1,0 +1,67 @@
+"""Quantized APT model decoding: greedy generation of 64 new tokens after a 32-token prompt, batch 1, on a model of
+D=1024, 4+4 layers, 16 heads, d_ff 4096, vocab 32000 (about 600 MB in fp32), both sides patched with apt_fast's
+fused attention. APT re-decodes the whole prefix at every step, so the decoder's M grows from 1 to 64 rows.
+Weight-only int8 (the tied embedding / output projection included) against the fp32 model: >= 2x tokens/s. The
+greedy outputs are compared and their agreement reported, not required (quantization may change an argmax)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import torch
+
+from ...patching import patch
+from ...quantization import Int8WeightOnlyConfig, quantize
+from ..harness import BenchCase
+from ..targets import Targets
+
+PROMPT, NEW_TOKENS = 32, 64
+SHAPE = dict(vocab_size=32000, d_model=1024, num_encoder_layers=4, num_decoder_layers=4, num_heads=16, d_ff=4096,
+             max_seq_len=256, dropout=0.0, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+
+
+@functools.lru_cache(maxsize=1)
+def _models():
+    from ...models.apt import APTConfig, APTModel
+
+    torch.manual_seed(0)
+    fp32 = APTModel(APTConfig(**SHAPE)).eval()
+    int8 = copy.deepcopy(fp32)
+    quantize(int8, Int8WeightOnlyConfig(), include_embedding=True)
+    for model in (fp32, int8):
+        patch(model)
+    prompt = torch.randint(3, SHAPE["vocab_size"], (1, PROMPT), generator=torch.Generator().manual_seed(1))
+    return fp32, int8, prompt
+
+
+def _generate(model, prompt):
+    with torch.no_grad():  # eos -1: never stops early, both sides decode exactly NEW_TOKENS steps
+        return model.generate(prompt, max_length=NEW_TOKENS, do_sample=False, eos_token_id=-1)
+
+
+def _agreement(baseline: torch.Tensor, candidate: torch.Tensor) -> dict:
+    if baseline.shape != candidate.shape:
+        raise AssertionError(f"generations of different shapes: {tuple(baseline.shape)} vs {tuple(candidate.shape)}")
+    same = (baseline == candidate).reshape(-1)
+    prefix = int(same.long().cumprod(0).sum())
+    return {"greedy_tokens_equal": f"{int(same.sum())}/{same.numel()}", "greedy_common_prefix": prefix}
+
+
+CASES = [
+    BenchCase(
+        name="apt_decode[int8 weight-only vs fp32]",
+        family="quantized_linear",
+        shape=lambda inputs: f"B=1, prompt {PROMPT}, {NEW_TOKENS} new tokens greedy; D=1024, 4+4 layers, d_ff 4096, "
+                             "V=32000, patched",
+        make_inputs=lambda quick: _models(),
+        prepare=lambda inputs: inputs,
+        baseline=lambda inputs: _generate(inputs[0], inputs[2]),
+        candidate=lambda inputs: _generate(inputs[1], inputs[2]),
+        check=_agreement,
+        baseline_name="the fp32 model (patched)",
+        targets=Targets(min_speedup=2.0),
+        quick=False,
+        repeats=3,
+    ),
+]
