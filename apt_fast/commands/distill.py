@@ -7,6 +7,7 @@ import argparse
 from ..train.config import DISTILL_DEFAULTS
 from ..train.objectives import DISTILL_TYPES, DistillSettings
 from ._training import add_training_arguments, check_save_path, train_config_from_args, training_runtime
+from .progress import show_progress
 
 
 def add_parser(subparsers) -> None:
@@ -43,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
                 val_data_path=args.val_data_path, save_path=args.save_path, distill_type=args.distill_type,
                 temperature=args.temperature, alpha=args.alpha, beta=args.beta, feature_weight=args.feature_weight,
                 max_samples=args.max_samples, resume=args.resume, overwrite=args.overwrite, runtime=runtime,
-                config=config)
+                config=config, progress_bar=show_progress(args))
     return 0

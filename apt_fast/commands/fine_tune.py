@@ -6,6 +6,7 @@ import argparse
 
 from ..train.config import TrainConfig
 from ._training import add_training_arguments, check_save_path, int_at_least, train_config_from_args, training_runtime
+from .progress import show_progress
 
 
 def add_parser(subparsers) -> None:
@@ -48,5 +49,6 @@ def run(args: argparse.Namespace) -> int:
         finetuner = FineTuner(args.model_path, runtime=runtime)
         _freeze(finetuner, args)
         finetuner.fine_tune(args.data_path, args.val_data_path, args.save_path, max_samples=args.max_samples,
-                            resume=args.resume, overwrite=args.overwrite, config=config)
+                            resume=args.resume, overwrite=args.overwrite, config=config,
+                            progress_bar=show_progress(args))
     return 0

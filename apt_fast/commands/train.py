@@ -6,6 +6,7 @@ import argparse
 
 from ..train.config import TRAIN_DEFAULTS
 from ._training import add_training_arguments, check_save_path, train_config_from_args, training_runtime
+from .progress import show_progress
 
 
 def add_parser(subparsers) -> None:
@@ -25,5 +26,6 @@ def run(args: argparse.Namespace) -> int:
     config = train_config_from_args(args)
     with training_runtime(args) as runtime:
         train_model(args.config, args.data_path, args.val_data_path, args.save_path, max_samples=args.max_samples,
-                    resume=args.resume, overwrite=args.overwrite, runtime=runtime, config=config)
+                    resume=args.resume, overwrite=args.overwrite, runtime=runtime, config=config,
+                    progress_bar=show_progress(args))
     return 0

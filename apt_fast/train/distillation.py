@@ -63,6 +63,7 @@ def distill(
     callbacks: Sequence[Callable] = (),
     runtime: Runtime | None = None,
     config: TrainConfig | None = None,
+    progress_bar: bool | None = None,
     **settings,
 ):
     """Distil ``teacher`` (a path, or a model plus ``tokenizer``) into ``student`` or a new model built from
@@ -70,6 +71,7 @@ def distill(
 
     The teacher is frozen (eval mode, no gradients, never in the optimizer). Returns
     ``(student, tokenizer, student_config)``; the student is saved to ``save_path`` with the teacher's tokenizer.
+    ``progress_bar``: the tqdm bar on stderr; None (the default) shows it when stderr is a terminal.
     """
     loss_settings = DistillSettings(distill_type, temperature, alpha, beta, feature_weight)
     config = TrainConfig.from_overrides(config or DISTILL_DEFAULTS, **settings)
@@ -90,5 +92,5 @@ def distill(
     info = {"command": "distill", "teacher": teacher_path, "distill": asdict(loss_settings),
             "train_data_path": os.fspath(train_data_path), "train_samples": len(train)}
     Trainer(student_model, tokenizer, objective, train, val, config, save_path, runtime=runtime, desc="distill",
-            callbacks=callbacks, run_info=info).train(resume=resume, overwrite=overwrite)
+            callbacks=callbacks, run_info=info, progress_bar=progress_bar).train(resume=resume, overwrite=overwrite)
     return student_model, tokenizer, student_model.config

@@ -23,14 +23,15 @@ FINE_TUNE_DEFAULTS = TrainConfig()  # the guide's: 5 epochs, batch 8, lr 1e-5, e
 
 
 def run_language_model_training(model, tokenizer, *, train_data_path, val_data_path, save_path, config: TrainConfig,
-                                max_samples, resume, overwrite, callbacks, runtime: Runtime, desc: str, run_info: dict):
+                                max_samples, resume, overwrite, callbacks, runtime: Runtime, desc: str, run_info: dict,
+                                progress_bar: bool | None):
     """Tokenize the data and run the token cross-entropy objective; returns the Trainer's result."""
     train, val = load_train_val(train_data_path, val_data_path, tokenizer, max_length=config.max_length,
                                 max_samples=max_samples)
     info = {**run_info, "train_data_path": os.fspath(train_data_path), "train_samples": len(train),
             "val_data_path": os.fspath(val_data_path) if val_data_path else None}
     trainer = Trainer(model, tokenizer, LanguageModelObjective(config.label_smoothing), train, val, config, save_path,
-                      runtime=runtime, desc=desc, callbacks=callbacks, run_info=info)
+                      runtime=runtime, desc=desc, callbacks=callbacks, run_info=info, progress_bar=progress_bar)
     return trainer.train(resume=resume, overwrite=overwrite)
 
 
@@ -66,10 +67,12 @@ class FineTuner:
         overwrite: bool = False,
         callbacks: Sequence[Callable] = (),
         config: TrainConfig | None = None,
+        progress_bar: bool | None = None,
         **settings,
     ):
         """Fine-tune on ``train_data_path``; ``settings`` are TrainConfig fields (epochs, batch_size,
         learning_rate, early_stopping_patience, eval_steps, save_steps, seed, max_length, fast, ...).
+        ``progress_bar``: the tqdm bar on stderr; None (the default) shows it when stderr is a terminal.
 
         Returns ``(model, tokenizer, model_config)``; the model holds the best weights when there was
         validation data, else the last ones, and is also saved to ``save_path``.
@@ -78,7 +81,7 @@ class FineTuner:
         run_language_model_training(
             self.model, self.tokenizer, train_data_path=train_data_path, val_data_path=val_data_path,
             save_path=save_path, config=config, max_samples=max_samples, resume=resume, overwrite=overwrite,
-            callbacks=callbacks, runtime=self.runtime, desc="fine-tune",
+            callbacks=callbacks, runtime=self.runtime, desc="fine-tune", progress_bar=progress_bar,
             run_info={"command": "fine-tune", "model_path": self.model_path,
                       "frozen_parameters": self.freeze_report.frozen_elements})
         return self.model, self.tokenizer, self.model.config
@@ -97,11 +100,13 @@ def fine_tune_model(
     resume: str | None = None,
     overwrite: bool = False,
     callbacks: Sequence[Callable] = (),
+    progress_bar: bool | None = None,
     **settings,
 ):
-    """The guide's one-call fine-tuning: load, freeze, fine-tune, save. Returns (model, tokenizer, config)."""
+    """The guide's one-call fine-tuning: load, freeze, fine-tune, save. Returns (model, tokenizer, config).
+    ``progress_bar``: the tqdm bar on stderr; None (the default) shows it when stderr is a terminal."""
     finetuner = FineTuner(pretrained_model_path)
     finetuner.freeze_layers(freeze_embeddings=freeze_embeddings, freeze_encoder_layers=freeze_encoder_layers,
                             freeze_decoder_layers=freeze_decoder_layers)
     return finetuner.fine_tune(train_data_path, val_data_path, save_path, max_samples=max_samples, resume=resume,
-                               overwrite=overwrite, callbacks=callbacks, **settings)
+                               overwrite=overwrite, callbacks=callbacks, progress_bar=progress_bar, **settings)

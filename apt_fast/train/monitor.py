@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 
 from tqdm.auto import tqdm
@@ -24,13 +25,15 @@ def _summary_writer(log_dir: str):
 
 class Monitor:
     """Only the main process shows a bar and writes events; ``enabled=False`` makes every call a no-op;
-    ``progress_bar=False`` hides the bar only (log lines and events stay)."""
+    ``progress_bar=False`` hides the bar only (log lines and events stay), None shows it when stderr is a
+    terminal."""
 
     def __init__(self, *, total_steps: int, initial_step: int, desc: str, log_dir: str | None, enabled: bool,
-                 progress_bar: bool = True):
+                 progress_bar: bool | None = None):
         self.enabled = enabled
+        shown = sys.stderr.isatty() if progress_bar is None else progress_bar
         self.bar = tqdm(total=total_steps, initial=initial_step, desc=desc, unit="step", dynamic_ncols=True,
-                        disable=not (enabled and progress_bar))
+                        disable=not (enabled and shown))
         self.writer = _summary_writer(log_dir) if enabled and log_dir else None
         self._window_start = time.perf_counter()
         self._window_tokens = 0

@@ -75,10 +75,12 @@ def train_model(
     callbacks: Sequence[Callable] = (),
     runtime: Runtime | None = None,
     config: TrainConfig | None = None,
+    progress_bar: bool | None = None,
     **settings,
 ):
     """Build a new APT model from ``model_config`` (JSON path, dict or APTConfig) and train it with the
     byte-level tokenizer; ``settings`` are TrainConfig fields (default learning rate 3e-4).
+    ``progress_bar``: the tqdm bar on stderr; None (the default) shows it when stderr is a terminal.
 
     Returns ``(model, tokenizer, model_config)``; the model is saved to ``save_path``.
     """
@@ -90,5 +92,5 @@ def train_model(
     run_language_model_training(
         model, tokenizer, train_data_path=train_data_path, val_data_path=val_data_path, save_path=save_path,
         config=config, max_samples=max_samples, resume=resume, overwrite=overwrite, callbacks=callbacks,
-        runtime=runtime or init_runtime(), desc="train", run_info={"command": "train"})
+        runtime=runtime or init_runtime(), desc="train", run_info={"command": "train"}, progress_bar=progress_bar)
     return model, tokenizer, model.config

@@ -85,7 +85,7 @@ class Trainer:
     ``callbacks`` are called as ``callback(trainer, state, loss)`` after every optimizer step; one may
     call :meth:`request_stop`, which behaves as Ctrl-C (checkpoint, then :class:`TrainingInterrupted`);
     an exception a callback raises stops the run as any other (TrainingFailed).
-    ``progress_bar=False`` hides the tqdm bar (benchmarks, tests).
+    ``progress_bar``: the tqdm bar on stderr; None (the default) shows it when stderr is a terminal.
     """
 
     def __init__(
@@ -102,7 +102,7 @@ class Trainer:
         desc: str = "train",
         callbacks: Sequence[Callable] = (),
         run_info: dict | None = None,
-        progress_bar: bool = True,
+        progress_bar: bool | None = None,
     ):
         self.model = model
         self.tokenizer = tokenizer

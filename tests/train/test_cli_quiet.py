@@ -14,6 +14,11 @@ class Terminal(io.StringIO):
         return True
 
 
+def _fine_tune(model_dir: str, data: str, save_path) -> list[str]:
+    return ["fine-tune", "--model-path", model_dir, "--data-path", data, "--save-path", str(save_path),
+            "--epochs", "1", "--batch-size", "8", "--max-steps", "2", "--no-tensorboard"]
+
+
 def test_export_progress_bar_only_on_a_terminal(tmp_path, tiny_model_dir, monkeypatch):
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)  # in the test: pytest sets its own stderr between set-up and call
@@ -27,9 +32,25 @@ def test_export_progress_bar_only_on_a_terminal(tmp_path, tiny_model_dir, monkey
         assert terminal.getvalue() == ""
 
 
-def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, tiny_model_dir, capsys):
+def test_training_progress_bar_only_on_a_terminal(tmp_path, tiny_model_dir, train_file, monkeypatch):
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(_fine_tune(tiny_model_dir, train_file, tmp_path / "a")) == 0
+    assert "fine-tune: 100%|" in terminal.getvalue()
+    for quiet in (["--quiet", *_fine_tune(tiny_model_dir, train_file, tmp_path / "b")],
+                  [*_fine_tune(tiny_model_dir, train_file, tmp_path / "c"), "-q"]):
+        terminal.seek(0)
+        terminal.truncate()
+        assert main(quiet) == 0
+        assert "%|" not in terminal.getvalue(), terminal.getvalue()
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, tiny_model_dir, train_file, capsys):
     assert main(["export-ollama", "--model-path", tiny_model_dir, "--output-dir", str(tmp_path / "o")]) == 0
     assert capsys.readouterr().err == ""
+    assert main(_fine_tune(tiny_model_dir, train_file, tmp_path / "ft")) == 0
+    err = capsys.readouterr().err
+    assert "%|" not in err and "fine-tune: " not in err, err  # the info lines show, the bar does not
 
 
 def test_quiet_hides_the_patch_report(tiny_model_dir, train_file, capsys):

@@ -1,5 +1,5 @@
 """TensorBoard event logs: written under <save_path>/runs when tensorboard is installed; without it the run
-says so once and goes on."""
+says so once and goes on. The progress bar: by default only when stderr is a terminal."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import logging
 import os
 import sys
 
-from apt_fast.train import fine_tune_model
+import pytest
+
+from apt_fast.train import distill, fine_tune_model, train_model
 from apt_fast.train.monitor import tensorboard_dir
 
 TWO_STEPS = dict(epochs=1, batch_size=8, max_steps=2, learning_rate=1e-3)
+QUIET_RUN = dict(TWO_STEPS, tensorboard=False)
 
 
 def test_fine_tune_writes_the_loss_to_tensorboard(tmp_path, tiny_model_dir, train_file):
@@ -41,3 +44,21 @@ def test_without_tensorboard_the_run_says_so_once_and_goes_on(tmp_path, tiny_mod
     assert messages.count("tensorboard is not installed: no event logs (pip install tensorboard)") == 1
     assert not os.path.exists(tensorboard_dir(save_path))
     assert os.path.exists(os.path.join(save_path, "model.safetensors"))
+
+
+def _run(entry: str, model_dir: str, data: str, save_path: str, **kwargs):
+    from train_helpers import TINY
+
+    if entry == "fine_tune_model":
+        return fine_tune_model(model_dir, data, save_path=save_path, **kwargs, **QUIET_RUN)
+    if entry == "train_model":
+        return train_model(dict(TINY), data, save_path=save_path, **kwargs, **QUIET_RUN)
+    return distill(model_dir, data, student_config=dict(TINY), save_path=save_path, **kwargs, **QUIET_RUN)
+
+
+@pytest.mark.parametrize("entry", ["fine_tune_model", "train_model", "distill"])
+def test_progress_bar_defaults_to_whether_stderr_is_a_terminal(entry, tmp_path, tiny_model_dir, train_file, capsys):
+    _run(entry, tiny_model_dir, train_file, str(tmp_path / "default"))
+    assert "%|" not in capsys.readouterr().err  # pytest's stderr is not a terminal
+    _run(entry, tiny_model_dir, train_file, str(tmp_path / "shown"), progress_bar=True)
+    assert "100%|" in capsys.readouterr().err
