@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 from .batching import TokenizedData, tokenize_examples
 from .data import read_data_file
@@ -35,12 +36,15 @@ def load_train_val(train_path, val_path, tokenizer, *, max_length: int, max_samp
 
 
 def load_pretrained(path: str | os.PathLike, argument: str = "--model-path"):
-    """``apt_fast.load(path)`` for the commands: (model, tokenizer), both required, errors naming ``argument``."""
-    from ..models.apt.loading import load
+    """``apt_fast.load(path)`` for the commands: (model, tokenizer), both required, errors naming ``argument``
+    (a missing tokenizer is this error alone, without load's MissingTokenizerWarning)."""
+    from ..models.apt.loading import MissingTokenizerWarning, load
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"{argument} {path}: no such file or directory")
-    model, tokenizer = load(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingTokenizerWarning)
+        model, tokenizer = load(path)
     if tokenizer is None:
         raise ValueError(f"{argument} {path}: the checkpoint has no tokenizer; save the model with one")
     return model, tokenizer

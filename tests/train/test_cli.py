@@ -93,3 +93,23 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, train_file, tiny_mod
     fill = {"tmp": str(tmp_path), "train": train_file, "model": tiny_model_dir}
     assert main([a.format(**fill) for a in argv]) == 2
     assert message.format(**fill) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [
+    ["generate", "--prompt", "abc"],
+    ["evaluate", "--data-path", "{train}"],
+    ["fine-tune", "--data-path", "{train}", "--save-path", "{tmp}/out"],
+])
+def test_model_without_tokenizer_is_the_one_line_error_alone(tmp_path, train_file, capsys, recwarn, command):
+    from apt_fast.models.apt.loading import MissingTokenizerWarning
+    from apt_fast.train.checkpointing import save_model
+    from train_helpers import make_tiny_model
+
+    model_path = str(tmp_path / "no-tokenizer")
+    save_model(make_tiny_model()[0], model_path, tokenizer=None)
+    argv = [command[0], "--model-path", model_path, *(a.format(train=train_file, tmp=tmp_path) for a in command[1:])]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"apt-fast {command[0]}: error: --model-path {model_path}: the checkpoint has no tokenizer; save the model "
+        f"with one"]
+    assert [str(w.message) for w in recwarn if issubclass(w.category, MissingTokenizerWarning)] == []
