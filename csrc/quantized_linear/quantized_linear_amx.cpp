@@ -7,6 +7,7 @@
 // a per-thread buffer, then reused by every row block against bf16 activations with TDPBF16PS; a per-group scale
 // is folded into the decoded weights (rounded to bf16), a per-channel one applied to the fp32 sums.
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "common/amx_tiles.h"
@@ -63,6 +64,46 @@ void store_block(float* block, int64_t m0, int64_t rows, int64_t n0, int64_t cou
     store_row(block + i * kBlockN, count, static_cast<char*>(y) + ((m0 + i) * y_stride + n0) * element, dtype);
 }
 
+// Rows [0, rows) of `src` (row stride src_stride bytes, row_bytes used; rows a multiple of 16) as tile-ordered
+// blocks: dst[(r / 16)][c / piece][r % 16][c % piece], so that the A tile of 16 rows and one step of `piece`
+// bytes is 1 KiB (or 512 B) of consecutive memory, not 16 rows a whole row apart (which all fall into one L1 set).
+void to_tiles(const uint8_t* src, int64_t rows, int64_t src_stride, int64_t row_bytes, int64_t piece, uint8_t* dst,
+              int num_threads) {
+  parallel_for(rows / kTileRows, num_threads, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t)
+      for (int64_t r = 0; r < kTileRows; ++r)
+        for (int64_t c = 0; c < row_bytes; c += piece)
+          std::memcpy(dst + t * kTileRows * row_bytes + c * kTileRows + r * piece,
+                      src + (t * kTileRows + r) * src_stride + c, piece);
+  });
+}
+
+// Asks for the `bytes` at p to be brought into L1 (one request per cache line): tile loads that hit L1 keep the
+// tiles' multiply-adds busy, those that miss stall them (tiles are not renamed, so a load waits for the products
+// still reading its register, and the products wait for the load).
+inline void prefetch_tile(const void* p, int64_t bytes) {
+  for (int64_t offset = 0; offset < bytes; offset += 64)
+    _mm_prefetch(static_cast<const char*>(p) + offset, _MM_HINT_T0);
+}
+
+// One k-step of a 2 x 2 block: C0..C3 += A0.B0, A0.B1, A1.B0, A1.B1, loads interleaved with the products that
+// free their registers, and the next step's operands prefetched.
+#define APT_FAST_TILE_STEP(dp, a0, a1, b0, b1, a_stride, b_stride, next_a0, next_a1, next_b0, next_b1, bytes) \
+  do {                                                                                                     \
+    prefetch_tile(next_a0, bytes);                                                                         \
+    prefetch_tile(next_a1, bytes);                                                                         \
+    prefetch_tile(next_b0, 1024);                                                                          \
+    prefetch_tile(next_b1, 1024);                                                                          \
+    _tile_loadd(4, a0, a_stride);                                                                          \
+    _tile_loadd(6, b0, b_stride);                                                                          \
+    dp(0, 4, 6);                                                                                           \
+    _tile_loadd(7, b1, b_stride);                                                                          \
+    dp(1, 4, 7);                                                                                           \
+    _tile_loadd(5, a1, a_stride);                                                                          \
+    dp(2, 5, 6);                                                                                           \
+    dp(3, 5, 7);                                                                                           \
+  } while (0)
+
 }  // namespace
 
 void int8_linear_kernel(const Int8LinearArgs& a) {
@@ -80,25 +121,34 @@ void int8_linear_kernel(const Int8LinearArgs& a) {
   });
   const int64_t k_step = groups == 1 || s.group_size % 64 == 0 ? 64 : 32;
   const int64_t group_k = groups == 1 ? kp : s.group_size;
-  const int64_t a_stride = halves * kp, second_tile = halves == 1 ? 16 * kp : kp;
+  // A tiles, tile-ordered: 8 bits, consecutive 16-row blocks of the rows; 16 bits, per 16 rows the high bytes'
+  // block then the low bytes'.
+  std::vector<uint8_t> tiles(qa.size());
+  const int64_t tile_block = kTileRows * kp;
+  if (halves == 1) {
+    to_tiles(qa.data(), mp, kp, kp, k_step, tiles.data(), a.num_threads);
+  } else {
+    std::vector<uint8_t> staged(static_cast<size_t>(mp * kp));
+    for (int half = 0; half < 2; ++half) {
+      to_tiles(qa.data() + half * kp, mp, 2 * kp, kp, k_step, staged.data(), a.num_threads);
+      for (int64_t t = 0; t < mp / kTileRows; ++t)
+        std::memcpy(tiles.data() + (2 * t + half) * tile_block, staged.data() + t * tile_block, tile_block);
+    }
+  }
   for_each_block(mp / block_rows, np, a.num_threads, static_cast<int>(k_step), [&](int64_t mb, int64_t nb) {
     alignas(64) int32_t sums[kBlockM * kBlockN];
     alignas(64) float total[kBlockM * kBlockN] = {};
-    const int8_t* a0 = reinterpret_cast<const int8_t*>(qa.data()) + mb * block_rows * halves * kp;
-    const int8_t* a1 = a0 + second_tile;
+    const int8_t* a0 = reinterpret_cast<const int8_t*>(tiles.data()) + 2 * mb * tile_block;
+    const int8_t* a1 = a0 + tile_block;
     const int8_t* b0 = a.panels + (2 * nb) * kp * kQPanel;
     const int8_t* b1 = b0 + kp * kQPanel;
     for (int64_t g = 0; g < groups; ++g) {
       _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
       for (int64_t k = g * group_k; k < (g + 1) * group_k; k += k_step) {
-        _tile_loadd(4, a0 + k, a_stride);
-        _tile_loadd(5, a1 + k, a_stride);
-        _tile_loadd(6, b0 + k * kQPanel, 64);
-        _tile_loadd(7, b1 + k * kQPanel, 64);
-        _tile_dpbssd(0, 4, 6);
-        _tile_dpbssd(1, 4, 7);
-        _tile_dpbssd(2, 5, 6);
-        _tile_dpbssd(3, 5, 7);
+        const int64_t next = std::min(k + k_step, kp - k_step);
+        APT_FAST_TILE_STEP(_tile_dpbssd, a0 + k * kTileRows, a1 + k * kTileRows, b0 + k * kQPanel, b1 + k * kQPanel,
+                           k_step, 64, a0 + next * kTileRows, a1 + next * kTileRows, b0 + next * kQPanel,
+                           b1 + next * kQPanel, kTileRows * k_step);
       }
       store_c(sums);
       const float* scale = a.scales + g * np + nb * kBlockN;
@@ -132,6 +182,9 @@ void code_linear_kernel(const CodeLinearArgs& a) {
   parallel_for(m, a.num_threads, [&](int64_t begin, int64_t end) {
     bf16_rows(a.x, a.x_stride, a.x_dtype, begin, end, s.k, kp, xb.data());
   });
+  std::vector<uint16_t> x_tiles(xb.size());
+  to_tiles(reinterpret_cast<const uint8_t*>(xb.data()), mp, 2 * kp, 2 * kp, 64,
+           reinterpret_cast<uint8_t*>(x_tiles.data()), a.num_threads);
   const CodeDecoder decoder(a.format);
   const int64_t m_blocks = mp / kBlockM, n_blocks = np / kBlockN;
   parallel_for(n_blocks, a.num_threads, [&](int64_t begin, int64_t end) {
@@ -167,17 +220,14 @@ void code_linear_kernel(const CodeLinearArgs& a) {
       const uint16_t* b0 = weights.data();
       const uint16_t* b1 = b0 + kp * kQPanel;
       for (int64_t mb = 0; mb < m_blocks; ++mb) {
-        const uint16_t* a0 = xb.data() + mb * kBlockM * kp;
+        const uint16_t* a0 = x_tiles.data() + mb * kBlockM * kp;  // two 16-row blocks of kp values
+        const uint16_t* a1 = a0 + kTileRows * kp;
         _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
         for (int64_t k = 0; k < kp; k += 32) {
-          _tile_loadd(4, a0 + k, kp * 2);
-          _tile_loadd(5, a0 + 16 * kp + k, kp * 2);
-          _tile_loadd(6, b0 + k * kQPanel, 64);
-          _tile_loadd(7, b1 + k * kQPanel, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
+          const int64_t next = std::min<int64_t>(k + 32, kp - 32);
+          APT_FAST_TILE_STEP(_tile_dpbf16ps, a0 + k * kTileRows, a1 + k * kTileRows, b0 + k * kQPanel,
+                             b1 + k * kQPanel, 64, 64, a0 + next * kTileRows, a1 + next * kTileRows,
+                             b0 + next * kQPanel, b1 + next * kQPanel, 1024);
         }
         store_c(block);
         const int64_t m0 = mb * kBlockM, n0 = nb * kBlockN;
