@@ -67,6 +67,7 @@ skip_native = os.environ.get("APT_FAST_SKIP_NATIVE", "") == "1"
 setup(
     packages=find_packages(include=["apt_fast", "apt_fast.*"]) + ["apt_fast.kernels"],
     package_dir={"apt_fast.kernels": "kernels"},
+    py_modules=["apt_fast_launcher"],  # the `apt-fast` script: catches a Ctrl-C while apt_fast imports torch
     ext_modules=[] if skip_native else [CMakeExtension("apt_fast._C")],
     cmdclass={} if skip_native else {"build_ext": CMakeBuild},
     zip_safe=False,

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console_entry() -> None:
+    """`python -m apt_fast.cli` (torchrun's form); the `apt-fast` script is apt_fast_launcher.console_entry."""
     sys.exit(main())
 
 
