@@ -7,10 +7,12 @@ letters of a word (see :mod:`apt_fast.demo.task`).
 3. distil the fine-tuned model into a student of half its width (fused distillation loss);
 4. score each before and after on held-out words: exact match of greedy generation, token accuracy and
    loss of the teacher-forced targets;
-5. time the same fine-tuning steps with apt_fast's kernels and with ``--no-fast``, losses compared: on
+5. quantize the fine-tuned model (int8 weight-only, int8 dynamic, FP8 e4m3) and score it again: the change in
+   loss and exact match against fp32;
+6. time the same fine-tuning steps with apt_fast's kernels and with ``--no-fast``, losses compared: on
    the demo's model (words of a few letters: attention is a small part of a step) and on the APT
    benchmark configuration (128-token sequences, the ``apt-fast bench --filter training`` case);
-6. export the student to GGUF.
+7. export the student to GGUF.
 
 Every stage goes through the same Python API the commands use; the equivalent command is printed.
 """
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from . import speed
+from .quantization import quantized_scores
 from .task import HEADER, Scores, examples, score, write_task
 from .workdir import prepare_workdir
 
@@ -149,14 +152,22 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress:
             ("student distilled", _letters(SHORT), score(student, tokenizer, short_test))])
     _say(f"   examples: {examples(student, tokenizer, long_test)}")
 
-    _say("== 4. apt_fast against --no-fast")
+    _say(f"== 4. quantize the fine-tuned model, scored on {_letters(LONG)} letters")
+    _say("   apt-fast quantize --model-path tuned --scheme int8-weight-only|int8-dynamic|fp8-e4m3 --output-dir ...")
+    rows = quantized_scores(tuned, tokenizer, long_test)
+    width = max(len(scheme) for scheme, _, _ in rows)
+    _say(f"   {'scheme':<{width}}  {HEADER}  change")
+    for scheme, scores, change in rows:
+        _say(f"   {scheme:<{width}}  {scores.cells()}  {change}")
+
+    _say("== 5. apt_fast against --no-fast")
     lines = speed.compare(path("base"), mixed_train, workdir, size.timed_steps, bs)
     if size.benchmark_repeats:
         lines += speed.benchmark_configuration(size.benchmark_repeats)
     for line in lines:
         _say(f"   {line}")
 
-    _say("== 5. export the student")
+    _say("== 6. export the student")
     _say("   apt-fast export-gguf --model-path student --output student.gguf --type q8_0")
     exported = export_checkpoint(path("student"), path("student.gguf"), "q8_0", progress=progress)
     _say(f"   {export_summary(exported, 'q8_0')}")
