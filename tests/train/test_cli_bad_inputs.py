@@ -149,11 +149,7 @@ BAD_VALUES = {
 }
 
 
-MARKS = {
-    "read-only directory": ROOT_WRITES_ANYWHERE,
-    "non-UTF-8 config.json": pytest.mark.xfail(strict=True, reason="the loader's UnicodeDecodeError names no file "
-                                                                   "(apt_fast/models/apt/loading.py, _read_config_json)"),
-}
+MARKS = {"read-only directory": ROOT_WRITES_ANYWHERE}
 
 
 @pytest.fixture(scope="module")

@@ -57,9 +57,18 @@ class MissingTokenizerWarning(UserWarning):
 
 
 def _torch_load(path: str) -> object:
+    """torch.load(weights_only=True); a refused pickle is reported as what was refused, without torch's advice
+    to retry with weights_only=False (which would run whatever code the file holds)."""
+    import pickle
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, foreign pickle, non-allowlisted globals
+    except pickle.UnpicklingError as err:  # a foreign pickle, globals outside torch's allowlist
+        text = str(err).split("WeightsUnpickler error:", 1)[-1].strip()
+        refused = text.split("\n", 1)[0].split(". ", 1)[0].rstrip(".")
+        raise CheckpointError(f"{path}: not a checkpoint of tensors" + (f" ({refused})" if refused else "")
+                              + "; torch.load(weights_only=True) refused it, nothing was unpickled") from None
+    except Exception as err:  # a truncated or foreign zip archive
         raise CheckpointError(f"{path}: cannot be read with torch.load(weights_only=True): {err}") from err
 
 
@@ -67,6 +76,8 @@ def _read_config_json(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
+    except UnicodeDecodeError as err:
+        raise CheckpointError(f"{path}: the config is not UTF-8 text ({err.reason} at byte {err.start})") from err
     except (OSError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: cannot read the config: {err}") from err
     if not isinstance(config, dict):
