@@ -70,9 +70,11 @@ def apt_attention_core_ref(
 
 def grads_by_autograd(fn, grad_output: Tensor, inputs, differentiable):
     """Gradients of fn(*inputs) wrt the `differentiable` positions, by autograd on a recomputation (zeros for
-    inputs the output does not depend on)."""
+    inputs the output does not depend on), each laid out as torch.empty_like(its input), like the ops' fake
+    and native kernels (autograd gives k's gradient of q @ k^T transposed, for one)."""
     with torch.enable_grad():
         leaves = [x.detach().requires_grad_(True) if i in differentiable else x for i, x in enumerate(inputs)]
         out = fn(*leaves)
         out = out[0] if isinstance(out, tuple) else out
-        return torch.autograd.grad(out, [leaves[i] for i in differentiable], grad_output, materialize_grads=True)
+        grads = torch.autograd.grad(out, [leaves[i] for i in differentiable], grad_output, materialize_grads=True)
+    return tuple(torch.empty_like(inputs[i]).copy_(g) for i, g in zip(differentiable, grads))

@@ -78,11 +78,14 @@ def flash_attention_bwd_ref(
     dropout_p: float = 0.0,
     seed: int = 0,
 ) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:  # dq, dk, dv, dbias (bias's shape) or None
-    """Gradients of the reference forward by autograd on a recomputation (same dropout draw)."""
+    """Gradients of the reference forward by autograd on a recomputation (same dropout draw), laid out as the
+    op's fake and native kernels give them: dq, dk, dv as torch.empty_like(q, k, v) (autograd gives dk of
+    q @ k^T transposed), dbias contiguous."""
     with torch.enable_grad():
         leaves = [x.detach().requires_grad_(True) for x in (q, k, v)]
         bias_leaf = bias.detach().requires_grad_(True) if bias is not None else None
         out, _ = flash_attention_fwd_ref(*leaves, bias_leaf, mask, causal, scale, dropout_p, seed)
         inputs = leaves + ([bias_leaf] if bias_leaf is not None else [])
         grads = torch.autograd.grad(out, inputs, grad_out, allow_unused=True)
-    return grads[0], grads[1], grads[2], (grads[3] if bias is not None else None)
+    dq, dk, dv = (torch.empty_like(x).copy_(g) for x, g in zip((q, k, v), grads))
+    return dq, dk, dv, (grads[3].contiguous() if bias is not None else None)
