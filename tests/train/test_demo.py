@@ -11,9 +11,11 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
     workdir = tmp_path / "demo"
     assert main(["demo", "--quick", "--workdir", str(workdir)]) == 0
     out = capsys.readouterr().out
-    for stage in ("== 1. train from scratch: sort the letters", "== 2. fine-tune", "== 3. distil", "== 4. apt_fast",
-                  "== 5. export the student", "demo finished"):
+    for stage in ("== 1. train from scratch: sort the letters", "== 2. fine-tune", "== 3. distil", "== 4. quantize",
+                  "== 5. apt_fast", "== 6. export the student", "demo finished"):
         assert stage in out
+    for scheme in ("int8-weight-only", "int8-dynamic", "fp8-e4m3"):
+        assert f"{scheme} " in out
     assert "frozen embedding unchanged: True" in out and "exact match" in out and "speedup" in out
     assert os.path.getsize(workdir / "student.gguf") > 0
     assert os.path.isfile(workdir / ".apt-fast-demo")  # the next demo on this directory may replace it
