@@ -10,6 +10,9 @@ from . import ops  # noqa: E402,F401  (defines the torch.library namespace apt_f
 from . import backends  # noqa: E402,F401  (registers the CPU and CUDA kernels)
 from . import functional  # noqa: E402,F401
 from .modules import DistillationLoss, FusedAPTAttention  # noqa: E402,F401
+from .modules import Fp8Linear, Int8Linear  # noqa: E402,F401
+from .quantization import Fp8WeightOnlyConfig, Int8DynamicConfig, Int8WeightOnlyConfig  # noqa: E402,F401
+from .quantization import QuantizeReport, quantize  # noqa: E402,F401
 from .patching import PatchReport, patch, unpatch  # noqa: E402,F401
 from .models.transformers_hook import install as _register_with_transformers  # noqa: E402
 
@@ -35,3 +38,5 @@ def __getattr__(name):
 
 __all__ = ["__version__", "backends", "functional", "ops", "DistillationLoss", "FusedAPTAttention", "PatchReport",
            "patch", "unpatch", *_LAZY]
+__all__ += ["Fp8Linear", "Fp8WeightOnlyConfig", "Int8DynamicConfig", "Int8Linear", "Int8WeightOnlyConfig",
+            "QuantizeReport", "quantize"]

@@ -8,7 +8,9 @@ modules have run and registers then:
 * ``transformers.models.auto.configuration_auto`` has run: ``AutoConfig`` learns model_type "apt";
 * ``transformers.models.auto.modeling_auto`` has run (and ``transformers.modeling_utils`` is not half
   imported): ``AutoModel`` and ``AutoModelForSeq2SeqLM`` map APTConfig to APTModel;
-* ``transformers.models.auto.tokenization_auto`` has run: ``AutoTokenizer`` knows apt_fast's tokenizers.
+* ``transformers.models.auto.tokenization_auto`` has run: ``AutoTokenizer`` knows apt_fast's tokenizers;
+* ``transformers.quantizers.auto`` has run: ``from_pretrained`` refuses a model quantized by apt_fast with a
+  message pointing to ``apt_fast.load``.
 
 A step whose module was imported before apt_fast runs at once, so either import order works. Nothing is
 imported until transformers itself is; the finder leaves ``sys.meta_path`` once every step has run. A
@@ -29,6 +31,7 @@ _STEPS = [
     ("transformers.models.auto.configuration_auto", (_CONFIG_UTILS,), "register_config"),
     ("transformers.models.auto.modeling_auto", (_CONFIG_UTILS, _MODELING_UTILS), "register_models"),
     ("transformers.models.auto.tokenization_auto", (_CONFIG_UTILS,), "register_tokenizers"),
+    ("transformers.quantizers.auto", (_CONFIG_UTILS,), "register_quantization_refusal"),
 ]
 _WATCHED = frozenset(name for trigger, waits, _ in _STEPS for name in (trigger, *waits))
 _executed: set[str] = set()  # watched modules whose code has run (their spec still says _initializing)

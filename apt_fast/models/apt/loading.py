@@ -3,7 +3,8 @@
 Formats, detected from the path:
 
 * **apt_fast directory**: ``config.json`` (model_type "apt") + ``model.safetensors`` (tied weights
-  stored once) + tokenizer files, as written by :func:`save`;
+  stored once) + tokenizer files, as written by :func:`save`; a model quantized by ``apt_fast.quantize`` is
+  rebuilt quantized from config.json's ``quantization_config`` (:mod:`.quantized_layout`);
 * **upstream directory**: ``model.pt`` (a torch.save'd state_dict, APTLargeModel's ``taylor_*`` keys
   included) + ``config.json`` (upstream APTConfig.to_dict) + ``tokenizer/``;
 * **CheckpointManager file** ``.../checkpoints/<name>_epoch<E>_step<S>[_best].pt``: a dict with
@@ -11,7 +12,8 @@ Formats, detected from the path:
 * **HLBD single file** ``.pt``: ``model_state_dict``, ``config`` and the char tokenizer's
   ``tokenizer_char_to_id`` / ``tokenizer_id_to_char`` / ``tokenizer_next_id`` fields;
 * **GGUF file** (starts with b"GGUF"), as written by ``apt_fast.export.export_gguf``: read by
-  :func:`apt_fast.models.apt.gguf_loading.load_gguf`, weights dequantized to float32.
+  :func:`apt_fast.models.apt.gguf_loading.load_gguf`; Q8_0 weight matrices stay int8 (Int8Linear), the other
+  types are dequantized to float32.
 
 Pickled files are read with ``torch.load(weights_only=True)``: a checkpoint never runs code. Pruned
 weights (``*.weight_orig`` / ``*.weight_mask``) load as weight = orig * mask. Shapes give vocab_size,
@@ -32,9 +34,12 @@ import torch
 from torch import Tensor
 
 from .configuration_apt import APTConfig
+from .empty_model import materialize, meta_model, quantized_embedding, swap_in
 from .errors import CheckpointError
 from .gguf_loading import load_gguf
 from .modeling_apt import APTModel
+from .quantized_layout import (OUTPUT_LAYER, QuantizedLayout, check_no_unlisted_qweight, check_quantized_tensors,
+                               expected_shapes, split_quantization_config)
 from .shape_check import EMBEDDING as _EMBEDDING
 from .shape_check import OUTPUT as _OUTPUT
 from .shape_check import contradictions, infer_shape_fields
@@ -123,7 +128,7 @@ def build_config(
                 f"{source}: the config has no '{name}', and {name} cannot be inferred from the weights; "
                 f"pass it explicitly, e.g. load(path, config_overrides={{'{name}': ...}})"
             )
-    shapes = {key: tuple(value.shape) for key, value in state_dict.items()}
+    shapes = _weight_shapes(state_dict)
     found = contradictions(saved, shapes)
     if found:
         raise CheckpointError(f"{source}: the config contradicts the weights: {'; '.join(found)}")
@@ -138,6 +143,35 @@ def build_config(
         raise CheckpointError(f"{source}: invalid config: {err}") from err
 
 
+def _weight_shapes(state_dict: dict[str, Tensor]) -> dict[str, tuple[int, ...]]:
+    """{key: shape}, a quantized layer's ``qweight`` standing for its ``weight`` (same shape) and, when the tied
+    embedding is quantized with the output projection, the projection's weight for the embedding's."""
+    shapes = {}
+    for key, value in state_dict.items():
+        if key.endswith(".scales") and key.removesuffix(".scales") + ".qweight" in state_dict:
+            continue
+        shapes[key.removesuffix(".qweight") + ".weight" if key.endswith(".qweight") else key] = tuple(value.shape)
+    if _EMBEDDING not in shapes and _OUTPUT in shapes:
+        shapes[_EMBEDDING] = shapes[_OUTPUT]
+    return shapes
+
+
+def check_weights(expected: dict[str, tuple[int, ...]], state_dict: dict[str, Tensor], optional: set[str],
+                  source: str) -> None:
+    """Every key of ``expected`` ({key: shape}) but those in ``optional`` is in ``state_dict`` with its shape, and
+    no other key is; else a CheckpointError listing what differs."""
+    missing = [k for k in expected if k not in state_dict and k not in optional]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: weights do not match the config: missing keys {missing}, unexpected keys {unexpected}")
+    for key, value in state_dict.items():
+        if tuple(value.shape) != expected[key]:
+            raise CheckpointError(
+                f"{source}: weights do not match the config: {key} expected shape {expected[key]}, "
+                f"got {tuple(value.shape)}"
+            )
+
+
 def load_weights(model: APTModel, state_dict: dict[str, Tensor], source: str) -> None:
     """Strictly load ``state_dict`` into ``model`` after checking every key and shape.
 
@@ -145,16 +179,7 @@ def load_weights(model: APTModel, state_dict: dict[str, Tensor], source: str) ->
     """
     expected = model.state_dict()
     optional = {_OUTPUT} if model.config.tie_word_embeddings else set()
-    missing = [k for k in expected if k not in state_dict and k not in optional]
-    unexpected = [k for k in state_dict if k not in expected]
-    if missing or unexpected:
-        raise CheckpointError(f"{source}: weights do not match the config: missing keys {missing}, unexpected keys {unexpected}")
-    for key, value in state_dict.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise CheckpointError(
-                f"{source}: weights do not match the config: {key} expected shape "
-                f"{tuple(expected[key].shape)}, got {tuple(value.shape)}"
-            )
+    check_weights({key: tuple(value.shape) for key, value in expected.items()}, state_dict, optional, source)
     with torch.no_grad():
         for key, value in state_dict.items():
             expected[key].copy_(value)
@@ -164,6 +189,30 @@ def model_from_state_dict(config: APTConfig, state_dict: dict[str, Tensor], sour
     """Build an eval-mode APTModel in the checkpoint's dtype and load the weights into it."""
     model = APTModel(config).to(state_dict[_EMBEDDING].dtype)
     load_weights(model, state_dict, source)
+    return model.eval()
+
+
+def quantized_model_from_state_dict(config: APTConfig, layout: QuantizedLayout, state_dict: dict[str, Tensor],
+                                    source: str) -> APTModel:
+    """The eval-mode model ``layout`` describes (its listed layers empty quantized modules of its scheme, the
+    embedding a QuantizedEmbedding when the tied projection is listed), the tensors checked against it first and
+    then loaded strictly. Float tensors keep the checkpoint's dtype; no float32 copy of a quantized layer is made."""
+    model = meta_model(config)
+    check_quantized_tensors(layout, model, state_dict, source)
+    tied_float_output = config.tie_word_embeddings and OUTPUT_LAYER not in layout.modules
+    optional = {_OUTPUT} if tied_float_output else set()
+    check_weights(expected_shapes(layout, model), state_dict, optional, source)
+    materialize(model, state_dict[_EMBEDDING if _EMBEDDING in state_dict else "positional_encoding.pe"].dtype)
+    for path in layout.modules:
+        linear = model.get_submodule(path)
+        swap_in(model, path, layout.config.empty(linear.in_features, linear.out_features, linear.bias is not None))
+    if layout.quantizes_embedding(config.tie_word_embeddings):
+        quantized_embedding(model)
+    if tied_float_output:
+        state_dict = {**state_dict, _OUTPUT: state_dict[_EMBEDDING]}
+    model.load_state_dict(state_dict, strict=True)
+    model.config.quantization_config = layout.entry
+    model._add_gradient_hooks()
     return model.eval()
 
 
@@ -190,11 +239,18 @@ def _load_apt_fast_directory(path: str, overrides: dict | None):
         state_dict = load_file(weights)
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{weights}: cannot read the safetensors file: {err}") from err
-    state_dict = _state_dict_from(state_dict, None, weights)
-    saved = _read_config_json(os.path.join(path, "config.json"))
+    config_path = os.path.join(path, "config.json")
+    saved, layout = split_quantization_config(_read_config_json(config_path), config_path)
+    check_no_unlisted_qweight(layout, state_dict, weights)
+    if layout is None:
+        state_dict = _state_dict_from(state_dict, None, weights)
     config = build_config(saved, state_dict, defaults={}, source=weights, overrides=overrides)
+    if layout is None:
+        model = model_from_state_dict(config, state_dict, weights)
+    else:
+        model = quantized_model_from_state_dict(config, layout, state_dict, weights)
     has_tokenizer = any(os.path.exists(os.path.join(path, f)) for f in ("tokenizer_config.json", "vocab.json"))
-    return model_from_state_dict(config, state_dict, weights), (load_tokenizer(path) if has_tokenizer else None)
+    return model, (load_tokenizer(path) if has_tokenizer else None)
 
 
 def _load_upstream_directory(path: str, overrides: dict | None):

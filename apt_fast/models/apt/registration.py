@@ -40,8 +40,20 @@ def register_tokenizers() -> None:
         AutoTokenizer.register(APTConfig, tokenizer_class=tokenizer_class, exist_ok=True)
 
 
+def register_quantization_refusal() -> None:
+    """``from_pretrained`` of a directory quantized by apt_fast fails with one message pointing to apt_fast.load
+    (quant_method "apt_fast" has a config class that refuses to be read: .hf_quantization)."""
+    from transformers.quantizers.auto import AUTO_QUANTIZATION_CONFIG_MAPPING, register_quantization_config
+
+    from .hf_quantization import QUANT_METHOD, AptFastQuantization
+
+    if QUANT_METHOD not in AUTO_QUANTIZATION_CONFIG_MAPPING:
+        register_quantization_config(QUANT_METHOD)(AptFastQuantization)
+
+
 def register_auto_classes() -> None:
     """All of the above."""
     register_config()
     register_models()
     register_tokenizers()
+    register_quantization_refusal()
