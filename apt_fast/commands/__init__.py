@@ -2,8 +2,9 @@
 
 from . import bench, info
 from . import chat, demo, distill, evaluate, fine_tune, train
-from . import export_gguf, export_ollama, generate, import_gguf
+from . import export_gguf, export_ollama, generate, import_gguf, quantize
 
 COMMANDS = [info, bench]
 COMMANDS += [fine_tune, train, evaluate, chat, distill, demo]
 COMMANDS += [export_gguf, export_ollama, import_gguf, generate]
+COMMANDS += [quantize]
