@@ -100,7 +100,7 @@ encoder-decoder layout exist only in apt_fast. `ollama create` may accept the Mo
 model fails with an unknown-architecture error. The Modelfile is provided so the bundle is ready if a
 runtime adds the architecture.
 
-Run it with apt_fast, which dequantizes the weights on load:
+Run it with apt_fast, which keeps Q8_0 weights int8 on load and dequantizes the other types:
 
     apt-fast generate --model-path {gguf_file} --prompt "Hello"
     apt-fast import-gguf --input {gguf_file} --output-dir apt-model   # back to an apt_fast model directory

@@ -5,11 +5,15 @@ the requested type; every other tensor (biases, norms, tau, the sr_conv weights,
 the taylor parameters) stays F32. A block type (q8_0, q4_*, q5_*) needs rows that are a multiple of 32
 elements; a matrix whose rows are not is written as F16 instead, as llama.cpp's converter does. The tied
 output projection is not written: ``token_embd.weight`` serves both (tensor names:
-apt_fast/gguf/tensor_names.py).
+apt_fast/gguf/tensor_names.py). A quantized layer (Int8Linear, Fp8Linear, QuantizedEmbedding) is written under
+its layer's weight name: as Q8_0 its int8 codes and scales as they are, never through float32, when it is an
+Int8Linear of group size 32 (any other quantized layer is refused for q8_0), and for every other type as its
+dequantized weight (quantized_layers.py).
 
 Memory: the tensor infos are planned from shapes alone and written with gguf's GGUFWriter; then each
 tensor is converted and appended in turn, a piece at a time through one small scratch buffer
-(tensor_data.py), so the export holds the model plus a few MiB. The file is written under a temporary
+(tensor_data.py), so the export holds the model plus a few MiB (plus one quantized layer's
+codes, or its dequantized weight, at a time). The file is written under a temporary
 name in the target directory and renamed when complete: a failure or Ctrl-C leaves no partial .gguf,
 and an existing file at the target is replaced only by a finished one.
 """
@@ -27,6 +31,7 @@ from ..gguf import metadata as meta
 from ..gguf.tensor_names import gguf_name
 from ..gguf.tensor_types import GGUFType, TYPES, gguf_type
 from .gguf_blocks import convert
+from .quantized_layers import check_q8_0, export_state, float_weight, q8_0_data, shape_of, writes_as_is
 from .tensor_data import padding, pieces, scratch_buffer
 from .tokenizer_metadata import add_tokenizer
 
@@ -43,26 +48,29 @@ class PlannedTensor:
     qtype: GGUFType
 
 
-def _is_matrix_weight(key: str, tensor: torch.Tensor) -> bool:
-    return tensor.ndim == 2 and key.endswith(".weight")
+def _is_matrix_weight(key: str, shape: tuple[int, ...]) -> bool:
+    return len(shape) == 2 and key.endswith(".weight")
 
 
 def plan_tensors(model, qtype: GGUFType) -> list[PlannedTensor]:
-    """What each exported tensor is called, its shape and its type, in file order (state_dict order)."""
+    """What each exported tensor is called, its shape and its type, in file order (state_dict order); a quantized
+    layer that q8_0 cannot store as it is is refused here, before anything is written."""
     tied = model.config.tie_word_embeddings
     plan = []
-    for key, tensor in model.state_dict().items():
+    for key, source in export_state(model).items():
         if key == "output_projection.weight" and tied:
             continue
-        shape = tuple(tensor.shape)
+        shape = shape_of(source)
         if key == "positional_encoding.pe":
             shape = shape[1:]  # [1, L, D] -> [L, D]
-        elif tensor.ndim == 0:
+        elif len(shape) == 0:
             shape = (1,)
         chosen = TYPES["f32"]
-        if _is_matrix_weight(key, tensor):
+        if _is_matrix_weight(key, shape):
             fits = not qtype.is_block_quantized or shape[-1] % qtype.block_size == 0
             chosen = qtype if fits else TYPES["f16"]
+            if writes_as_is(source, chosen):
+                check_q8_0(model, source)
         plan.append(PlannedTensor(gguf_name(key), key, shape, chosen))
     return plan
 
@@ -126,18 +134,25 @@ def _write_metadata(tmp_path: str, model, plan, qtype: GGUFType, tokenizer, name
         writer.close()
 
 
-def _write_tensor_data(tmp_path: str, state: dict, plan, alignment: int, desc: str, progress: bool) -> None:
+def _write_tensor_data(tmp_path: str, model, plan, alignment: int, desc: str, progress: bool) -> None:
     """Appends the data section: every tensor at a multiple of ``alignment`` (the offsets GGUFWriter wrote),
-    converted piece by piece into one scratch buffer and written from it (tensor_data.py)."""
+    converted piece by piece into one scratch buffer and written from it (tensor_data.py); a quantized layer
+    written as q8_0 is written from its codes and scales (quantized_layers.py)."""
     from tqdm import tqdm
 
+    state = export_state(model)
     scratch = scratch_buffer(plan)
     total = sum(entry.qtype.nbytes(entry.shape) for entry in plan)
     with open(tmp_path, "r+b") as f, tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
         f.write(padding(f.seek(0, os.SEEK_END), alignment))
         for entry in plan:
-            for piece in pieces(state[entry.key].reshape(entry.shape), entry.qtype):
-                data = convert(piece, entry.qtype, scratch)
+            source = state[entry.key]
+            if writes_as_is(source, entry.qtype):
+                converted = [q8_0_data(model, source)]
+            else:
+                converted = (convert(piece, entry.qtype, scratch)
+                             for piece in pieces(float_weight(source).reshape(entry.shape), entry.qtype))
+            for data in converted:
                 f.write(data)  # large writes go straight from the buffer to the file, uncopied
                 bar.update(data.nbytes)
             f.write(padding(entry.qtype.nbytes(entry.shape), alignment))
@@ -145,7 +160,7 @@ def _write_tensor_data(tmp_path: str, state: dict, plan, alignment: int, desc: s
 
 def _write(tmp_path: str, model, plan, qtype: GGUFType, tokenizer, name: str, sampling: dict | None, progress: bool):
     alignment = _write_metadata(tmp_path, model, plan, qtype, tokenizer, name, sampling)
-    _write_tensor_data(tmp_path, model.state_dict(), plan, alignment, f"export {qtype.name}", progress)
+    _write_tensor_data(tmp_path, model, plan, alignment, f"export {qtype.name}", progress)
 
 
 def export_gguf(

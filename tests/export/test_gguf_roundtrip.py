@@ -51,7 +51,8 @@ def test_roundtrip(tmp_path, model, tokenizer, batch, qtype, make_model, run):
     assert reader.fields["tokenizer.ggml.tokens"].contents()[:3] == ["<pad>", "<s>", "</s>"]
 
     imported, imported_tokenizer = apt_fast.load(path)
-    fields = lambda config: {k: v for k, v in config.to_dict().items() if k != "transformers_version"}  # noqa: E731
+    ignored = ("transformers_version", "quantization_config")  # q8_0 loads int8: test_gguf_q8_0.py
+    fields = lambda config: {k: v for k, v in config.to_dict().items() if k not in ignored}  # noqa: E731
     assert fields(imported.config) == fields(model.config)
     assert imported_tokenizer.encode("héllo") == tokenizer.encode("héllo")
     expected, actual = run(model, batch), run(imported, batch)
@@ -60,8 +61,8 @@ def test_roundtrip(tmp_path, model, tokenizer, batch, qtype, make_model, run):
         assert torch.equal(actual, expected)
     else:  # exactly the error of the format: gguf-py's own round trip gives the same logits
         reference = run(_reference_roundtrip(model, qtype, make_model), batch) if qtype not in ("f16", "bf16") else None
-        if reference is not None:
-            torch.testing.assert_close(actual, reference, rtol=0, atol=1e-6)
+        if reference is not None:  # q8_0 runs as int8 weight-only, activations in 16-bit fixed point (1.6e-5 here)
+            torch.testing.assert_close(actual, reference, rtol=0, atol=1e-4 if qtype == "q8_0" else 1e-6)
         bound = {"f16": 1e-3, "bf16": 1e-2, "q8_0": 2e-2}.get(qtype, 0.3)
         assert relative < bound, f"{qtype}: logits relative error {relative:.3e} >= {bound}"
 
