@@ -29,6 +29,7 @@ demo: setup
 	$(VENV)/bin/apt-fast bench --quick --filter distill_loss_fwd_bwd --json demo-output/bench.json
 
 test: setup
+	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest
 
 bench: setup

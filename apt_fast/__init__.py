@@ -6,15 +6,15 @@
 
 __version__ = "0.1.0"
 
-from . import ops  # noqa: E402,F401  (defines the torch.library namespace apt_fast)
-from . import backends  # noqa: E402,F401  (registers the CPU and CUDA kernels)
-from . import functional  # noqa: E402,F401
-from .modules import DistillationLoss, FusedAPTAttention  # noqa: E402,F401
-from .modules import Fp8Linear, Int8Linear  # noqa: E402,F401
-from .quantization import Fp8WeightOnlyConfig, Int8DynamicConfig, Int8WeightOnlyConfig  # noqa: E402,F401
-from .quantization import QuantizeReport, quantize  # noqa: E402,F401
-from .patching import PatchReport, patch, unpatch  # noqa: E402,F401
-from .models.transformers_hook import install as _register_with_transformers  # noqa: E402
+from . import (
+    backends,
+    functional,
+    ops,
+)
+from .models.transformers_hook import install as _register_with_transformers
+from .modules import DistillationLoss, Fp8Linear, FusedAPTAttention, Int8Linear
+from .patching import PatchReport, patch, unpatch
+from .quantization import Fp8WeightOnlyConfig, Int8DynamicConfig, Int8WeightOnlyConfig, QuantizeReport, quantize
 
 _register_with_transformers()  # AutoConfig/AutoModel/AutoTokenizer learn model_type "apt" as transformers loads them
 

@@ -23,8 +23,18 @@ import torch
 import triton
 import triton.language as tl
 
-from .flash_attention import (attention_bwd, attention_fwd, broadcast_view, head_view, launch_config, load_tile,
-                              scores_tile, slice_mod, slice_view, store_tile)
+from .flash_attention import (
+    attention_bwd,
+    attention_fwd,
+    broadcast_view,
+    head_view,
+    launch_config,
+    load_tile,
+    scores_tile,
+    slice_mod,
+    slice_view,
+    store_tile,
+)
 
 CLAMP_SCORES = tl.constexpr(15.0)  # T1 and T17
 CLAMP_LOGITS = tl.constexpr(30.0)  # T19

@@ -3,9 +3,8 @@
 import os
 
 import pytest
-import torch
-
 import simd_tiers
+import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")

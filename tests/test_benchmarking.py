@@ -14,8 +14,10 @@ from apt_fast.benchmarking import BenchCase, CaseResult, Targets, Timing, peak_p
 from apt_fast.benchmarking.report import format_table, summary_line, write_json
 from apt_fast.cli import main
 
+TOY_TARGETS = Targets(max_time_ratio=1.0)
 
-def make_case(candidate_offset=0.0, targets=Targets(max_time_ratio=1.0)):
+
+def make_case(candidate_offset=0.0, targets=TOY_TARGETS):
     def check(expected, actual):
         if not torch.allclose(expected, actual):
             raise AssertionError("outputs disagree")

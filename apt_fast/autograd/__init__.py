@@ -1,8 +1,8 @@
 """autograd.Functions of the ops, one module per op family. Only torch.ops.apt_fast.* run inside."""
 
+from .apt_attention import AptAttentionFunction
 from .distill_loss import DistillLossFunction
 from .flash_attention import FlashAttentionFunction
-from .apt_attention import AptAttentionFunction
 from .quantized_linear import Fp8LinearFunction, Int8LinearFunction
 
 __all__ = ["AptAttentionFunction", "DistillLossFunction", "FlashAttentionFunction", "Fp8LinearFunction",

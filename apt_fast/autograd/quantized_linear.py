@@ -27,7 +27,9 @@ class Int8LinearFunction(torch.autograd.Function):
         in_features, group_size = ctx.settings
         grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.apt_fast.quantized_linear_grad_input(grad_out, weight, scales, in_features, group_size, 0)
+            grad_x = torch.ops.apt_fast.quantized_linear_grad_input(
+                grad_out, weight, scales, in_features, group_size, 0
+            )
         return grad_x, None, None, None, _bias_grad(grad_out, ctx.needs_input_grad[4]), None, None, None
 
 

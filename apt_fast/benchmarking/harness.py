@@ -141,7 +141,7 @@ def run_case(case: BenchCase, quick: bool = False, repeats: Optional[int] = None
     bytes) and times baseline and candidate (the candidate through `candidate_timer` when given, e.g.
     pytest-benchmark)."""
     inputs = case.make_inputs(quick)
-    prepare = lambda: case.prepare(inputs)  # noqa: E731
+    prepare = lambda: case.prepare(inputs)
     agreement = case.check(case.baseline(prepare()), case.candidate(prepare()))
     repeats = case.repeats or repeats or (3 if quick else 7)
     unavoidable = case.unavoidable_bytes(inputs)

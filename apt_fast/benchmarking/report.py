@@ -58,7 +58,7 @@ def format_table(results: Iterable[CaseResult]) -> str:
             " ".join(_verdict_cell(v) for v in r.verdicts), _notes_cell(r),
         ))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
     return "\n".join([line(header), line("-" * w for w in widths), *(line(r) for r in rows)])
 
 

@@ -1,8 +1,20 @@
 """Subcommands of `apt-fast`; each module has add_parser(subparsers) that sets `run(args) -> int`."""
 
-from . import bench, info
-from . import chat, demo, distill, evaluate, fine_tune, train
-from . import export_gguf, export_ollama, generate, import_gguf, quantize
+from . import (
+    bench,
+    chat,
+    demo,
+    distill,
+    evaluate,
+    export_gguf,
+    export_ollama,
+    fine_tune,
+    generate,
+    import_gguf,
+    info,
+    quantize,
+    train,
+)
 
 COMMANDS = [info, bench]
 COMMANDS += [fine_tune, train, evaluate, chat, distill, demo]

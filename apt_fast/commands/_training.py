@@ -30,7 +30,8 @@ def add_data_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig) -
     parser.add_argument("--data-path", required=True, metavar="FILE",
                         help="training data: .txt (one sample per line), .jsonl/.json (ShareGPT, Alpaca, chat, "
                              "prompt/response or text records) or .csv (a text column)")
-    parser.add_argument("--max-samples", type=int_at_least(1), metavar="N", help="use only the first N training samples")
+    parser.add_argument("--max-samples", type=int_at_least(1), metavar="N",
+                        help="use only the first N training samples")
     parser.add_argument("--max-length", type=int_at_least(2), default=defaults.max_length, metavar="N",
                         help="tokens per source/target; longer samples are truncated and counted (default %(default)s)")
 
@@ -56,7 +57,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfi
                              "count optimizer steps (default %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="default %(default)s")
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="default %(default)s")
-    parser.add_argument("--warmup-steps", type=int_at_least(0), help="linear warm-up steps (default: 10%% of the steps)")
+    parser.add_argument("--warmup-steps", type=int_at_least(0),
+                        help="linear warm-up steps (default: 10%% of the steps)")
     parser.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule, help="default %(default)s")
     parser.add_argument("--max-steps", type=int_at_least(1), metavar="N", help="stop after N optimizer steps")
     parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip,
@@ -70,7 +72,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfi
                         help="evaluations without improvement before stopping, 0 disables (default %(default)s)")
     parser.add_argument("--eval-steps", type=int_at_least(1), default=defaults.eval_steps, help="default %(default)s")
     parser.add_argument("--save-steps", type=int_at_least(1), default=defaults.save_steps, help="default %(default)s")
-    parser.add_argument("--keep-checkpoints", type=int_at_least(1), default=defaults.keep_checkpoints, help="default %(default)s")
+    parser.add_argument("--keep-checkpoints", type=int_at_least(1), default=defaults.keep_checkpoints,
+                        help="default %(default)s")
     parser.add_argument("--seed", type=int_at_least(0), default=defaults.seed, help="default %(default)s")
     add_runtime_arguments(parser)
     parser.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard event logs")

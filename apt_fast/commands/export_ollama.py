@@ -11,7 +11,8 @@ from .progress import show_progress
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "export-ollama", help="write GGUF + Modelfile + README for Ollama (the 'apt' architecture runs only in apt_fast)",
+        "export-ollama",
+        help="write GGUF + Modelfile + README for Ollama (the 'apt' architecture runs only in apt_fast)",
         description="Write <name>-<quantize>.gguf, a Modelfile (FROM, TEMPLATE, stop tokens, sampling parameters) "
                     "and a README into --output-dir. llama.cpp and Ollama cannot execute the 'apt' architecture; "
                     "the README says how apt_fast runs the file.")

@@ -22,7 +22,7 @@ def _cpu_lines(native) -> list:
     features = native.cpu_features()
     present = [name for name, has in features.items() if has and name not in OS_STATE]
     missing = [name for name, has in features.items() if not has and name not in OS_STATE]
-    yes = lambda name: "yes" if features[name] else "no"  # noqa: E731
+    yes = lambda name: "yes" if features[name] else "no"
     return [
         f"  features: {' '.join(present) or '(none)'}",
         f"  missing:  {' '.join(missing) or '(none)'}",

@@ -94,7 +94,7 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress:
     logging.getLogger("apt_fast.train").setLevel(logging.WARNING)
     prepare_workdir(workdir)
     rng = random.Random(seed)
-    path = lambda name: os.path.join(workdir, name)  # noqa: E731
+    path = lambda name: os.path.join(workdir, name)
     short_train = write_task(path("short_train.jsonl"), size.train_samples, SHORT, rng)
     short_test = write_task(path("short_test.jsonl"), size.test_samples, SHORT, rng)
     mixed_train = write_task(path("mixed_train.jsonl"), size.finetune_samples, MIXED, rng)
@@ -105,7 +105,7 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress:
             json.dump(fields, f)
     bs, tokenizer = size.batch_size, APTByteTokenizer()
     started = time.perf_counter()
-    steps = lambda samples, epochs: math.ceil(samples / bs) * epochs  # noqa: E731
+    steps = lambda samples, epochs: math.ceil(samples / bs) * epochs
 
     _say(f"== 1. train from scratch: sort the letters of words of {_letters(SHORT)} letters "
          f"({size.train_samples} samples, {steps(size.train_samples, size.base_epochs)} steps)")
@@ -145,7 +145,7 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress:
     student, _, _ = distill(path("tuned"), mixed_train, student_config=path("student.json"), save_path=path("student"),
                             epochs=size.distill_epochs, batch_size=bs, learning_rate=size.distill_lr,
                             tensorboard=False, seed=seed)
-    params = lambda m: f"{sum(p.numel() for p in m.parameters()) / 1e3:.0f}k params"  # noqa: E731
+    params = lambda m: f"{sum(p.numel() for p in m.parameters()) / 1e3:.0f}k params"
     _table([(f"teacher ({params(tuned)})", _letters(LONG), score(tuned, tokenizer, long_test)),
             (f"student untrained ({params(student)})", _letters(LONG), score(fresh_student, tokenizer, long_test)),
             (f"student distilled ({_since(stage_start)})", _letters(LONG), score(student, tokenizer, long_test)),

@@ -65,8 +65,14 @@ def benchmark_configuration(repeats: int = 3) -> list[str]:
     """The fine-tuning throughput workload of ``apt-fast bench --filter training`` (the APT benchmark
     configuration, 2 steps a run), timed in this process without the benchmark harness's malloc settings;
     a first run of each path (the loss check) is the warm-up."""
-    from ..train.throughput import (BENCHMARK_MODEL, FineTuneShape, check_losses, fresh_model, make_workload,
-                                    run_fine_tune)
+    from ..train.throughput import (
+        BENCHMARK_MODEL,
+        FineTuneShape,
+        check_losses,
+        fresh_model,
+        make_workload,
+        run_fine_tune,
+    )
 
     workload = make_workload(FineTuneShape(BENCHMARK_MODEL, steps=2))
     slow_losses = run_fine_tune(workload, fresh_model(workload), False)

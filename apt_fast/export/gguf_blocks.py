@@ -57,7 +57,8 @@ def quantize_blocks(data: torch.Tensor, qtype: GGUFType, num_threads: int | None
         raise ValueError(f"quantize_blocks needs a block type, got {qtype.name}")
     if data.ndim == 0 or data.shape[-1] % qtype.block_size:
         raise ValueError(
-            f"{qtype.name} needs a last dimension that is a multiple of {qtype.block_size}, got shape {tuple(data.shape)}"
+            f"{qtype.name} needs a last dimension that is a multiple of {qtype.block_size}, "
+            f"got shape {tuple(data.shape)}"
         )
     src = data.detach().to(device="cpu", dtype=torch.float32).contiguous()  # [..., K]
     blocks = _output(out, qtype.byte_shape(tuple(src.shape)), np.uint8)

@@ -29,7 +29,7 @@ import torch
 from ..atomic import atomic_write
 from ..gguf import metadata as meta
 from ..gguf.tensor_names import gguf_name
-from ..gguf.tensor_types import GGUFType, TYPES, gguf_type
+from ..gguf.tensor_types import TYPES, GGUFType, gguf_type
 from .gguf_blocks import convert
 from .quantized_layers import check_q8_0, export_state, float_weight, q8_0_data, shape_of, writes_as_is
 from .tensor_data import padding, pieces, scratch_buffer
@@ -143,7 +143,8 @@ def _write_tensor_data(tmp_path: str, model, plan, alignment: int, desc: str, pr
     state = export_state(model)
     scratch = scratch_buffer(plan)
     total = sum(entry.qtype.nbytes(entry.shape) for entry in plan)
-    with open(tmp_path, "r+b") as f, tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
+    with open(tmp_path, "r+b") as f, \
+            tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
         f.write(padding(f.seek(0, os.SEEK_END), alignment))
         for entry in plan:
             source = state[entry.key]

@@ -5,9 +5,9 @@
     out = AF.flash_attention(q, k, v, bias=bias)
 """
 
+from .apt_attention import apt_attention
 from .distill_loss import distill_loss, fused_linear_distill_loss, sparse_teacher_distill_loss
 from .flash_attention import flash_attention
-from .apt_attention import apt_attention
 from .quantized_linear import fp8_linear, int8_linear
 
 __all__ = ["apt_attention", "distill_loss", "flash_attention", "fp8_linear", "fused_linear_distill_loss", "int8_linear",

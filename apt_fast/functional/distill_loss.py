@@ -20,7 +20,7 @@ def _pad_vocab(student: torch.Tensor, teacher: torch.Tensor, mode: str):
     if vs == vt or mode == "error":
         return student, teacher
     width = max(vs, vt)
-    pad = lambda x: F.pad(x, (0, width - x.shape[-1]), value=float("-inf"))  # noqa: E731
+    pad = lambda x: F.pad(x, (0, width - x.shape[-1]), value=float("-inf"))
     return pad(student), pad(teacher)
 
 
@@ -88,7 +88,8 @@ def fused_linear_distill_loss(
     hidden = student_hidden.reshape(-1, student_hidden.shape[-1])  # [N, H]
     check_ndim("student_weight", student_weight, 2, "[vocab, hidden]")
     if student_weight.shape[1] != hidden.shape[1]:
-        raise ValueError(f"student_weight must have shape [vocab, {hidden.shape[1]}], got {tuple(student_weight.shape)}")
+        raise ValueError(f"student_weight must have shape [vocab, {hidden.shape[1]}], "
+                         f"got {tuple(student_weight.shape)}")
     check_same_device("student_weight", student_weight, "student_hidden", student_hidden)
     if (teacher_logits is None) == (teacher_hidden is None):
         raise ValueError("give exactly one of teacher_logits or teacher_hidden (with teacher_weight)")
@@ -130,8 +131,8 @@ def sparse_teacher_distill_loss(
     values = teacher_topk_logprobs.detach().reshape(-1, teacher_topk_logprobs.shape[-1])  # [N, k]
     indices = teacher_topk_indices.reshape(-1, teacher_topk_indices.shape[-1])  # [N, k]
     if values.shape != indices.shape or values.shape[0] != student.shape[0]:
-        raise ValueError(f"teacher_topk_logprobs and teacher_topk_indices must both have shape [{student.shape[0]}, k], "
-                         f"got {tuple(values.shape)} and {tuple(indices.shape)}")
+        raise ValueError(f"teacher_topk_logprobs and teacher_topk_indices must both have shape "
+                         f"[{student.shape[0]}, k], got {tuple(values.shape)} and {tuple(indices.shape)}")
     if not 1 <= values.shape[1] <= min(128, student.shape[1]):
         raise ValueError(f"top-k size must be in [1, {min(128, student.shape[1])}], got {values.shape[1]}")
     if indices.dtype != torch.int64:

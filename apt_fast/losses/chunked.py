@@ -3,7 +3,8 @@
 - FusedLinearDistillLoss: student hidden states [N, H] and lm_head weight [V, H] (+ bias); the teacher as
   logits [N, V] or as hidden states and weight of its own. Gradients for hidden states, weight and bias.
   Processed in vocabulary blocks (apt_fast/losses/fused_linear.py).
-- SparseTeacherDistillLoss: rows in chunks of at most `chunk_rows`, each through apt_fast::distill_loss_fwd. the teacher given offline as its top-k log-probabilities and their indices.
+- SparseTeacherDistillLoss: rows in chunks of at most `chunk_rows`, each through apt_fast::distill_loss_fwd. the
+  teacher given offline as its top-k log-probabilities and their indices.
   The remaining probability mass 1 - sum(exp(top-k)) is spread evenly over the other V - k tokens, which
   defines a full teacher distribution; the temperature then applies to it as to dense teacher logits.
 """
@@ -76,7 +77,7 @@ class FusedLinearDistillLoss(torch.autograd.Function):
         rows, vocab = student_hidden.shape[0], student_weight.shape[0]
         grad_scale = _grad_scale(config, rows, target)
         if teacher_logits is not None:
-            teacher_block = lambda v0, v1: teacher_logits[:, v0:v1]  # noqa: E731
+            teacher_block = lambda v0, v1: teacher_logits[:, v0:v1]
         else:
             teacher_block = linear_block(teacher_hidden, teacher_weight, teacher_bias)
         needs_hidden, needs_weight, needs_bias = ctx.needs_input_grad[:3]

@@ -57,7 +57,7 @@ def _blocks(vocab: int, block_vocab: int):
 
 def _row_stats(student: BlockFn, teacher: BlockFn, rows: int, vocab: int, block_vocab: int,
                config: DistillLossConfig, device: torch.device) -> RowStats:
-    neg_inf = lambda: torch.full((rows,), float("-inf"), device=device)  # noqa: E731
+    neg_inf = lambda: torch.full((rows,), float("-inf"), device=device)
     lse_s, lse_t = neg_inf(), neg_inf()
     lse_1 = neg_inf() if config.beta else None
     for v0, v1 in _blocks(vocab, block_vocab):

@@ -59,7 +59,7 @@ def _run_ready_steps() -> None:
             from .apt import registration
 
             getattr(registration, function)()
-        except Exception as err:  # noqa: BLE001  (a transformers this code does not know must still import)
+        except Exception as err:
             warnings.warn(f"apt_fast: could not register APT with transformers ({function}): "
                           f"{type(err).__name__}: {err}", RuntimeWarning, stacklevel=2)
     if not _pending and _FINDER in sys.meta_path:

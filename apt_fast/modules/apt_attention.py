@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
-import torch
 from torch import Tensor, nn
 
 from ..functional import apt_attention

@@ -7,8 +7,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..losses.config import DistillLossConfig
 from ..functional import distill_loss
+from ..losses.config import DistillLossConfig
 
 
 class DistillationLoss(nn.Module):

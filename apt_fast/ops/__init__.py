@@ -4,11 +4,13 @@ The plain-PyTorch reference is registered as each op's default kernel (Composite
 apt_fast.backends overrides it per device with the native CPU and Triton kernels.
 """
 
-from . import distill_loss  # noqa: F401  (defines apt_fast::distill_loss_fwd)
-from . import flash_attention  # noqa: F401  (defines apt_fast::flash_attention_fwd, _bwd)
-from . import apt_attention  # noqa: F401  (defines apt_fast::apt_head_mean_*, apt_attention_*)
-from . import apt_stats  # noqa: F401  (defines apt_fast::apt_stats_fwd, _bwd)
-from . import quantized_linear  # noqa: F401  (defines apt_fast::int8_linear, fp8_linear, ...)
+from . import (
+    apt_attention,  # noqa: F401  (defines apt_fast::apt_head_mean_*, apt_attention_*)
+    apt_stats,  # noqa: F401  (defines apt_fast::apt_stats_fwd, _bwd)
+    distill_loss,  # noqa: F401  (defines apt_fast::distill_loss_fwd)
+    flash_attention,  # noqa: F401  (defines apt_fast::flash_attention_fwd, _bwd)
+    quantized_linear,  # noqa: F401  (defines apt_fast::int8_linear, fp8_linear, ...)
+)
 from .library import LIBRARY, OPS
 
 __all__ = ["LIBRARY", "OPS"]

@@ -22,9 +22,10 @@ from .library import define_op
 MASKS = "Tensor? attn_mask, Tensor? key_padding_mask"
 HEAD_MEAN_FWD = f"(Tensor q, Tensor k, {MASKS}) -> Tensor"
 HEAD_MEAN_BWD = f"(Tensor grad_mean, Tensor q, Tensor k, {MASKS}) -> (Tensor, Tensor)"
-ATTENTION_FWD = f"(Tensor q, Tensor k, Tensor v, Tensor f, Tensor m, {MASKS}, float dropout_p, int seed) -> (Tensor, Tensor)"
-ATTENTION_BWD = (f"(Tensor grad_out, Tensor q, Tensor k, Tensor v, Tensor f, Tensor m, {MASKS}, Tensor out, Tensor lse, "
-                 "float dropout_p, int seed) -> (Tensor, Tensor, Tensor, Tensor)")
+ATTENTION_FWD = (f"(Tensor q, Tensor k, Tensor v, Tensor f, Tensor m, {MASKS}, float dropout_p, int seed) "
+                 "-> (Tensor, Tensor)")
+ATTENTION_BWD = (f"(Tensor grad_out, Tensor q, Tensor k, Tensor v, Tensor f, Tensor m, {MASKS}, "
+                 "Tensor out, Tensor lse, float dropout_p, int seed) -> (Tensor, Tensor, Tensor, Tensor)")
 
 
 def check_apt_masks(q: Tensor, k: Tensor, attn_mask: Optional[Tensor], key_padding_mask: Optional[Tensor]) -> None:
@@ -39,7 +40,8 @@ def check_apt_masks(q: Tensor, k: Tensor, attn_mask: Optional[Tensor], key_paddi
         check_dtype("key_padding_mask", key_padding_mask, (torch.bool,))
         check_same_device("key_padding_mask", key_padding_mask, "q", q)
         if tuple(key_padding_mask.shape) != (b, s):
-            raise ValueError(f"key_padding_mask must have shape [B, S] = [{b}, {s}], got {tuple(key_padding_mask.shape)}")
+            raise ValueError(f"key_padding_mask must have shape [B, S] = [{b}, {s}], "
+                             f"got {tuple(key_padding_mask.shape)}")
 
 
 def check_shared_map(name: str, x: Tensor, q: Tensor, k: Tensor) -> None:

@@ -36,7 +36,8 @@ def check_distill_loss_args(
     check_ndim("student_logits", student_logits, 2, "[tokens, vocab]")
     check_ndim("teacher_logits", teacher_logits, 2, "[tokens, vocab]")
     if teacher_logits.dtype != student_logits.dtype:
-        raise ValueError(f"teacher_logits must be {student_logits.dtype} like student_logits, got {teacher_logits.dtype}")
+        raise ValueError(f"teacher_logits must be {student_logits.dtype} like student_logits, "
+                         f"got {teacher_logits.dtype}")
     check_same_device("teacher_logits", teacher_logits, "student_logits", student_logits)
     if teacher_logits.shape[1] != student_logits.shape[1]:
         raise ValueError(
@@ -45,7 +46,8 @@ def check_distill_loss_args(
         )
     if teacher_logits.shape[0] != student_logits.shape[0]:
         raise ValueError(
-            f"teacher_logits must have {student_logits.shape[0]} rows like student_logits, got {teacher_logits.shape[0]}"
+            f"teacher_logits must have {student_logits.shape[0]} rows like student_logits, "
+            f"got {teacher_logits.shape[0]}"
         )
     if target is not None:
         check_dtype("target", target, (torch.int64,))

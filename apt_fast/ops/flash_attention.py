@@ -91,7 +91,8 @@ def _fwd_fake(q, k, v, bias, mask, causal, scale, dropout_p, seed) -> Tuple[Tens
 
 def empty_bias_grad(bias: Optional[Tensor], wanted: bool, like: Tensor) -> Tensor:
     """The fourth output of the backward when there is no bias gradient: an empty tensor."""
-    return like.new_empty(0) if bias is None or not wanted else torch.empty_like(bias, memory_format=torch.contiguous_format)
+    return (like.new_empty(0) if bias is None or not wanted
+            else torch.empty_like(bias, memory_format=torch.contiguous_format))
 
 
 def _bwd_reference(grad_out, q, k, v, bias, mask, out, lse, causal, scale, dropout_p, seed, bias_grad):

@@ -91,7 +91,9 @@ def unpatch(model: nn.Module) -> int:
     """Put back every module that patch() replaced; returns how many were restored."""
     restored = 0
     for parent, name, _, module in list(named_children_with_parents(model)):
-        original: Optional[nn.Module] = module.__dict__.get("replaced") if isinstance(module, FusedAPTAttention) else None
+        original: Optional[nn.Module] = (
+            module.__dict__.get("replaced") if isinstance(module, FusedAPTAttention) else None
+        )
         if parent is not None and original is not None:
             original.train(module.training)
             setattr(parent, name, original)

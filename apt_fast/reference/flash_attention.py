@@ -3,7 +3,8 @@
     logits = scale · q kᵀ + bias                         # [B, H, T, S], bias broadcast
     logits[~mask] = -inf;  causal: logits[i, j] = -inf for j > i (top-left aligned, like SDPA)
     P = softmax(logits) (a row with no visible key gives P = 0, out = 0, lse = -inf)
-    out = (P ⊙ Z) · v, Z the dropout keep factors of reference/dropout_hash.py;  lse = logsumexp(logits)         # [B, H, T, d], [B, H, T] fp32
+    out = (P ⊙ Z) · v, Z the dropout keep factors of reference/dropout_hash.py    # [B, H, T, d]
+    lse = logsumexp(logits)                                                         # [B, H, T] fp32
 
 The backward returns dq, dk, dv and d(bias) summed over the broadcast dims back to the bias's own
 shape. This is the oracle of the C++ and Triton kernels; it materialises [B, H, T, S].

@@ -4,8 +4,8 @@ fused distillation loss, at any batch size (upstream's plugin took sample 0 of t
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 import os
+from dataclasses import asdict
 from typing import Callable, Sequence
 
 from torch import nn

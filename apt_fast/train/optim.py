@@ -9,7 +9,6 @@ from torch import nn
 
 from .config import TrainConfig
 
-
 _FUSED_DEVICES = ("cpu", "cuda")
 
 

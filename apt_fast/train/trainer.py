@@ -29,8 +29,17 @@ from torch import nn
 
 from ..models.apt.loading import load_weights
 from .batching import TokenizedData, collate, epoch_batches
-from .checkpointing import (FINAL_WEIGHTS_RULE, MODEL_FILE, TRAINER_STATE, CheckpointStore, holds_model,
-                            save_model, save_model_directory, set_rng_state, torch_save_atomic)
+from .checkpointing import (
+    FINAL_WEIGHTS_RULE,
+    MODEL_FILE,
+    TRAINER_STATE,
+    CheckpointStore,
+    holds_model,
+    save_model,
+    save_model_directory,
+    set_rng_state,
+    torch_save_atomic,
+)
 from .config import TrainConfig
 from .distributed import Runtime
 from .errors import NonFiniteError, TrainingError, TrainingFailed

@@ -54,7 +54,8 @@ def _error(capsys, argv) -> str:
 def test_bad_input(tmp_path, model_dir, capsys):
     before = sorted(os.listdir(tmp_path))
     assert _error(capsys, ["export-gguf", "--model-path", str(model_dir), "--output", str(tmp_path / "m.gguf"),
-                           "--type", "q3_k"]).startswith("apt-fast export-gguf: error: argument --type: invalid choice: 'q3_k'")
+                           "--type", "q3_k"]).startswith(
+        "apt-fast export-gguf: error: argument --type: invalid choice: 'q3_k'")
     under_a_file = model_dir / "config.json" / "no"
     assert _error(capsys, ["export-gguf", "--model-path", str(model_dir), "--output", str(under_a_file / "m.gguf")]) \
         == f"apt-fast export-gguf: error: --output {under_a_file / 'm.gguf'}: cannot be created, " \

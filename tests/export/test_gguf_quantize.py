@@ -43,7 +43,8 @@ def test_byte_identical_to_gguf_py(qtype, simd_tier):
         actual = quantize_blocks(torch.from_numpy(data), TYPES[qtype])
         assert actual.dtype == np.uint8 and actual.shape == expected.shape, name
         mismatched = np.argwhere(actual != expected)
-        assert len(mismatched) == 0, f"{qtype} at {simd_tier}, {name}: {len(mismatched)} bytes differ, first {mismatched[:3]}"
+        assert len(mismatched) == 0, \
+            f"{qtype} at {simd_tier}, {name}: {len(mismatched)} bytes differ, first {mismatched[:3]}"
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

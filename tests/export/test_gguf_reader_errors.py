@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-import apt_fast  # noqa: F401
+import apt_fast
 from apt_fast.export import GGUFError, export_gguf, load_gguf, read_gguf
 
 
@@ -39,7 +39,8 @@ def test_every_truncation_is_reported(tmp_path, good_file):
     (lambda d: d[:4] + struct.pack("<I", 99) + d[8:], "unsupported GGUF version 99"),
     (lambda d: d[:8] + struct.pack("<Q", 2**62) + d[16:], "header declares 4611686018427387904 tensors"),
     (lambda d: d[:16] + struct.pack("<Q", 2**60) + d[24:], "1152921504606846976 metadata entries"),
-    (lambda d: d[:24] + struct.pack("<Q", 2**63) + d[32:], "length of metadata key 0 is 9223372036854775808, more than"),
+    (lambda d: d[:24] + struct.pack("<Q", 2**63) + d[32:],
+     "length of metadata key 0 is 9223372036854775808, more than"),
 ])
 def test_lying_header(tmp_path, good_file, patch, message):
     with pytest.raises(GGUFError, match=message):

@@ -14,7 +14,6 @@ import apt_fast  # noqa: E402
 from apt_fast.export import export_gguf, load_gguf, read_gguf  # noqa: E402
 from apt_fast.gguf.tensor_names import gguf_name  # noqa: E402
 
-
 ALL_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
 
 
@@ -52,7 +51,7 @@ def test_roundtrip(tmp_path, model, tokenizer, batch, qtype, make_model, run):
 
     imported, imported_tokenizer = apt_fast.load(path)
     ignored = ("transformers_version", "quantization_config")  # q8_0 loads int8: test_gguf_q8_0.py
-    fields = lambda config: {k: v for k, v in config.to_dict().items() if k not in ignored}  # noqa: E731
+    fields = lambda config: {k: v for k, v in config.to_dict().items() if k not in ignored}
     assert fields(imported.config) == fields(model.config)
     assert imported_tokenizer.encode("héllo") == tokenizer.encode("héllo")
     expected, actual = run(model, batch), run(imported, batch)

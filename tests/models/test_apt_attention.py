@@ -22,7 +22,8 @@ def _looped_transform(s, m, w1, b1, w2, b2, tau, epsilon):
     e = float(torch.tensor(epsilon, dtype=torch.float32).clamp(0.05, 0.8))
     out = torch.empty_like(s)
     for b in range(batch):
-        a_h = [torch.clamp(torch.nan_to_num(s[b, h], nan=0.0, posinf=10.0, neginf=-10.0), -15, 15) for h in range(heads)]
+        a_h = [torch.clamp(torch.nan_to_num(s[b, h], nan=0.0, posinf=10.0, neginf=-10.0), -15, 15)
+               for h in range(heads)]
         mean = sum(a_h) / heads  # T2
         x = torch.clamp(torch.clamp(mean, -8, 8) * e, -10, 10)  # T3
         hidden = [torch.relu(torch.clamp(w1[k] * x + b1[k], -5, 5)) for k in range(w1.shape[0])]  # T4
@@ -74,7 +75,8 @@ def looped_attention(q, k, v, w1, b1, w2, b2, tau, *, epsilon, attn_mask=None, k
     m = None
     if attn_mask is not None:
         m = attn_mask.to(q.dtype)
-        m = {2: lambda x: x.expand(batch, heads, -1, -1), 3: lambda x: x[:, None].expand(-1, heads, -1, -1)}.get(m.dim(), lambda x: x)(m)
+        m = {2: lambda x: x.expand(batch, heads, -1, -1),
+             3: lambda x: x[:, None].expand(-1, heads, -1, -1)}.get(m.dim(), lambda x: x)(m)
         s = s + 1.0 * m
     logits = _looped_transform(s, m, w1.flatten(), b1, w2.flatten(), b2, tau, epsilon)
     return torch.softmax(logits, dim=-1) @ v

@@ -6,10 +6,20 @@ import json
 
 import pytest
 import torch
+from golden import (
+    CASES,
+    EVAL_LOGITS,
+    GOLDEN_DIR,
+    TRAIN_LOSS,
+    assert_finite,
+    assert_within,
+    load_case,
+    max_errors,
+    reference_results,
+    upstream_results,
+)
 
 from apt_fast.models.apt.tokenization_char import ChineseCharTokenizer
-from golden import (CASES, EVAL_LOGITS, GOLDEN_DIR, TRAIN_LOSS, assert_finite, assert_within, load_case,
-                    max_errors, reference_results, upstream_results)
 
 
 def _check_fidelity(case, keys):

@@ -49,7 +49,8 @@ def _inputs():
 def _assert_same_logits(writer, loaded):
     src, tgt = _inputs()
     with torch.no_grad():
-        assert torch.equal(writer(src, tgt, src_key_padding_mask=src == 0), loaded(src, tgt, src_key_padding_mask=src == 0))
+        assert torch.equal(writer(src, tgt, src_key_padding_mask=src == 0),
+                           loaded(src, tgt, src_key_padding_mask=src == 0))
 
 
 def _write_upstream_directory(path, model, config=UPSTREAM_CONFIG):
@@ -156,7 +157,8 @@ def test_pruned_checkpoint(tmp_path):
 def test_missing_num_heads_or_epsilon_is_an_error(tmp_path):
     model = _model()
     file = _write_hlbd(tmp_path / "hlbd.pt", model, {"d_model": 32, "epsilon": 2.0})
-    with pytest.raises(CheckpointError, match=r"hlbd.pt: the config has no 'num_heads', and num_heads cannot be inferred"):
+    with pytest.raises(CheckpointError,
+                       match=r"hlbd.pt: the config has no 'num_heads', and num_heads cannot be inferred"):
         load(file)
     _assert_same_logits(model, load(file, config_overrides={"num_heads": 2})[0])
     file = _write_checkpoint_manager(tmp_path / "run", model, None)
@@ -169,7 +171,8 @@ def test_missing_num_heads_or_epsilon_is_an_error(tmp_path):
 def test_weights_not_matching_config(tmp_path):
     _write_upstream_directory(tmp_path, _model(), {**UPSTREAM_CONFIG, "d_ff": 64, "num_encoder_layers": 12})
     with pytest.raises(CheckpointError, match=r"model.pt: the config contradicts the weights: "
-                       r"num_encoder_layers is 12 in the config, 1 in the weights; d_ff is 64 in the config, 48 in the weights"):
+                       r"num_encoder_layers is 12 in the config, 1 in the weights; "
+                       r"d_ff is 64 in the config, 48 in the weights"):
         load(tmp_path)
 
 
@@ -180,7 +183,8 @@ def test_unknown_formats(tmp_path):
     with pytest.raises(CheckpointError, match="other.pt: unknown checkpoint format"):
         load(tmp_path / "other.pt")
     torch.save({"model_state_dict": {"encoder.weight": torch.zeros(2)}}, tmp_path / "foreign.pt")
-    with pytest.raises(CheckpointError, match="no token_embedding.weight in the weights; this is not an APT checkpoint"):
+    with pytest.raises(CheckpointError,
+                       match="no token_embedding.weight in the weights; this is not an APT checkpoint"):
         load(tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="no such file or directory"):
         load(tmp_path / "missing.pt")
@@ -202,7 +206,8 @@ def test_truncated_files(tmp_path):
 
 def test_pickled_code_is_refused(tmp_path):
     model = _model()
-    torch.save({"model_state_dict": model.state_dict(), "config": UPSTREAM_CONFIG, "extra": APTByteTokenizer()}, tmp_path / "x.pt")
+    torch.save({"model_state_dict": model.state_dict(), "config": UPSTREAM_CONFIG, "extra": APTByteTokenizer()},
+               tmp_path / "x.pt")
     with pytest.raises(CheckpointError, match=r"weights_only=True"):
         load(tmp_path / "x.pt")
 
@@ -229,7 +234,8 @@ def test_atomic_write_keeps_the_old_file(tmp_path):
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["file.txt"]
 
 
-@pytest.mark.parametrize("tokenizer", [APTByteTokenizer(), HLBDCharTokenizer({"[PAD]": 0, "[UNK]": 1, "[BOS]": 2, "[EOS]": 3, "天": 4}),
+@pytest.mark.parametrize("tokenizer", [APTByteTokenizer(),
+                                       HLBDCharTokenizer({"[PAD]": 0, "[UNK]": 1, "[BOS]": 2, "[EOS]": 3, "天": 4}),
                                        ChineseCharTokenizer.fixed_range()])
 def test_tokenizer_save_load(tmp_path, tokenizer):
     from apt_fast.models.apt.tokenization_apt import load_tokenizer

@@ -29,12 +29,14 @@ def upstream_keys(taylor=False):
     keys += [f"encoder_layers.0.{k}" for k in FFN_KEYS] + _norms("encoder_layers.0.", 2)
     keys += [f"decoder_layers.0.{a}.{k}" for a in ("self_attn", "multihead_attn") for k in ATTENTION_KEYS]
     keys += [f"decoder_layers.0.{k}" for k in FFN_KEYS] + _norms("decoder_layers.0.", 3)
-    return keys + ["encoder_norm.weight", "encoder_norm.bias", "decoder_norm.weight", "decoder_norm.bias", "output_projection.weight"]
+    return keys + ["encoder_norm.weight", "encoder_norm.bias", "decoder_norm.weight", "decoder_norm.bias",
+                   "output_projection.weight"]
 
 
 def test_state_dict_matches_upstream_layout():
     """APTModelConfiguration defaults with the spec's tiny sizes: 70 entries, 24,950 parameters, 68 hooks."""
-    model = APTModel(APTConfig(vocab_size=100, d_model=32, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, d_ff=64))
+    model = APTModel(APTConfig(vocab_size=100, d_model=32, num_heads=2, num_encoder_layers=1, num_decoder_layers=1,
+                               d_ff=64))
     state = model.state_dict()
     assert list(state) == upstream_keys()
     shapes = {k: tuple(v.shape) for k, v in state.items()}
@@ -50,7 +52,8 @@ def test_state_dict_matches_upstream_layout():
 
 
 def test_taylor_parameters_come_first():
-    config = APTConfig(vocab_size=100, d_model=32, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, d_ff=64, taylor_parameters=True)
+    config = APTConfig(vocab_size=100, d_model=32, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, d_ff=64,
+                       taylor_parameters=True)
     model = APTModel(config)
     assert list(model.state_dict()) == upstream_keys(taylor=True)
     assert model.taylor_epsilon.shape == () and model.taylor_epsilon.item() == pytest.approx(1e-6)
@@ -119,7 +122,8 @@ def test_dbc_dac_hook_sanitises_gradients(tiny_config):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     assert model.encoder_layers[0].self_attn.sr_layernorm.weight.grad is None
     grad = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.5])
-    assert torch.equal(dbc_dac_hook(grad, stochastic=False, rank_ratio=0.1, threshold=1e-6), torch.tensor([0.0, 1.0, -1.0, 0.5]))
+    assert torch.equal(dbc_dac_hook(grad, stochastic=False, rank_ratio=0.1, threshold=1e-6),
+                       torch.tensor([0.0, 1.0, -1.0, 0.5]))
 
 
 def test_hooks_off_without_use_dbc_dac(tiny_config):

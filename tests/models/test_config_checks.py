@@ -38,7 +38,8 @@ def test_known_keys_pass_silently():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         config = APTConfig(hidden_size=64, num_attention_heads=4, warmup_steps=100, layer_norm_eps=1e-5,
-                           tokenizer_type="chinese-char", use_cache=False, torch_dtype="float32", architectures=["APTModel"])
+                           tokenizer_type="chinese-char", use_cache=False, torch_dtype="float32",
+                           architectures=["APTModel"])
         again = APTConfig(**{k: v for k, v in config.to_dict().items() if k != "model_type"})
     assert (config.d_model, config.num_heads) == (64, 4) and again.to_dict() == config.to_dict()
 
@@ -52,7 +53,8 @@ def _saved(tmp_path, **config_changes):
 
 @pytest.mark.parametrize("changes, message", [
     ({"num_encoder_layers": 12, "num_decoder_layers": 12},
-     "num_encoder_layers is 12 in the config, 1 in the weights; num_decoder_layers is 12 in the config, 1 in the weights"),
+     "num_encoder_layers is 12 in the config, 1 in the weights; "
+     "num_decoder_layers is 12 in the config, 1 in the weights"),
     ({"d_ff": 128}, "d_ff is 128 in the config, 64 in the weights"),
     ({"sr_ratio": 1}, r"sr_ratio is 1 in the config \(sr_conv width 32\), 2 in the weights \(width 16\)"),
 ])

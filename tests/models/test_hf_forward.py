@@ -70,7 +70,8 @@ def test_labels_give_the_seq2seq_loss():
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"unknown_kwarg": 1}, TypeError, "unexpected keyword argument 'unknown_kwarg'"),
     ({"output_attentions": True}, TypeError, "unexpected keyword argument 'output_attentions'"),
-    ({"src_tokens": "src", "input_ids": "src"}, TypeError, r"got the encoder tokens twice, as src_tokens= and as input_ids="),
+    ({"src_tokens": "src", "input_ids": "src"}, TypeError,
+     r"got the encoder tokens twice, as src_tokens= and as input_ids="),
     ({"query": "src", "src_tokens": "src"}, TypeError, r"got the encoder tokens twice, as src_tokens= and as query="),
     ({"input_ids": "src", "key": "tgt", "decoder_input_ids": "tgt"}, TypeError, "got the decoder tokens twice"),
     ({"input_ids": "src", "attention_mask": "mask", "src_key_padding_mask": "kpm"}, TypeError,

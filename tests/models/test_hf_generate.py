@@ -37,7 +37,8 @@ def test_generate_honours_attention_mask(monkeypatch):
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"num_beams": 4}, ValueError, r"generate: num_beams=4 is not supported: APT has no beam search"),
     ({"max_length": 3, "max_new_tokens": 3}, TypeError, r"got both max_length= and max_new_tokens="),
-    ({"attention_mask": torch.ones(1, 3)}, ValueError, r"attention_mask must have the shape of input_ids \[2, 5\], got \[1, 3\]"),
+    ({"attention_mask": torch.ones(1, 3)}, ValueError,
+     r"attention_mask must have the shape of input_ids \[2, 5\], got \[1, 3\]"),
     ({"token_type_ids": torch.zeros(2, 5)}, TypeError, "unexpected keyword argument 'token_type_ids'"),
 ])
 def test_generate_refuses_what_it_cannot_do(kwargs, error, message):
@@ -54,7 +55,8 @@ def test_nan_weights_are_named_before_generating():
         model.decoder_norm.bias.fill_(float("inf"))
     for do_sample in (True, False):  # sampling crashed in torch.multinomial, greedy returned garbage
         with pytest.raises(ValueError, match=r"^generate: the model's weights contain nan or inf in 2 of 69 tensors "
-                           r"\(encoder_layers.0.linear1.weight, decoder_norm.bias\); training probably diverged") as error:
+                           r"\(encoder_layers.0.linear1.weight, decoder_norm.bias\); "
+                           r"training probably diverged") as error:
             model.generate(torch.randint(3, 259, (1, 4)), max_length=3, do_sample=do_sample)
         assert error.type.__name__ == "NonFiniteWeightsError"
 
@@ -76,6 +78,6 @@ def test_generate_command_prints_one_line(tmp_path, capsys):
     model.save_pretrained(tmp_path, tokenizer=byte_tokenizer())
     capsys.readouterr()
     assert main(["generate", "--model-path", str(tmp_path), "--prompt", "hi", "--max-length", "3"]) == 2
-    assert capsys.readouterr().err == ("apt-fast generate: error: generate: the model's weights contain nan or inf in 1 "
-                                       "of 69 tensors (token_embedding.weight); training probably diverged; load an "
-                                       "earlier checkpoint\n")
+    assert capsys.readouterr().err == ("apt-fast generate: error: generate: the model's weights contain nan or inf "
+                                       "in 1 of 69 tensors (token_embedding.weight); training probably diverged; "
+                                       "load an earlier checkpoint\n")

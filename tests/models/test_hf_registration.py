@@ -19,10 +19,12 @@ tokenizer = AutoTokenizer.from_pretrained(DIR)
 print(type(config).__name__, type(model).__name__, type(seq2seq).__name__, type(tokenizer).__name__)
 """
 ORDERS = {
-    "apt_fast first": "import apt_fast\nfrom transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer",
-    "transformers first": "from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer\nimport apt_fast",
-    "transformers module first": "import transformers\nimport apt_fast\nfrom transformers import AutoConfig, AutoModel, "
-                                 "AutoModelForSeq2SeqLM, AutoTokenizer",
+    "apt_fast first": "import apt_fast\n"
+                      "from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer",
+    "transformers first": "from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer\n"
+                          "import apt_fast",
+    "transformers module first": "import transformers\nimport apt_fast\n"
+                                 "from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer",
 }
 
 

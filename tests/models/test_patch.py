@@ -7,14 +7,23 @@ import copy
 
 import pytest
 import torch
+from golden import (
+    CASES,
+    EVAL_LOGITS,
+    TRAIN_LOSS,
+    assert_finite,
+    assert_within,
+    load_case,
+    max_errors,
+    reference_results,
+    results,
+    upstream_results,
+)
+from native_kernels import APT_ATTENTION_OPS, FLASH_ATTENTION_OPS, require_native
 from torch import nn
 
 import apt_fast
 from apt_fast.modules import FusedAPTAttention
-from golden import (CASES, EVAL_LOGITS, TRAIN_LOSS, assert_finite, assert_within, load_case, max_errors,
-                    reference_results, results, upstream_results)
-from native_kernels import APT_ATTENTION_OPS, FLASH_ATTENTION_OPS, require_native
-
 
 # The ops a patched APT model runs (the plain-attention path runs flash_attention).
 PATCHED_MODEL_OPS = (*APT_ATTENTION_OPS, *FLASH_ATTENTION_OPS)

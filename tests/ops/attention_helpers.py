@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+
 def randn(*shape, seed: int, scale: float = 1.0, dtype=torch.float32) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)

@@ -7,11 +7,11 @@ import contextlib
 
 import pytest
 import torch
+from simd_tiers import ALL_TIERS, at_tier
 
 from apt_fast import _native
 from apt_fast.backends.cpu.panels import pack_fp8, pack_int8
 from apt_fast.reference import quantized_linear as ref
-from simd_tiers import ALL_TIERS, at_tier
 
 
 def int8_weights(n: int, k: int, group_size: int, seed: int = 0):

@@ -84,7 +84,7 @@ def test_saved_tensors_are_codes_and_scales(tmp_path, make_model):
     apt_fast.quantize(model, apt_fast.Fp8WeightOnlyConfig("e5m2", "block"), include_embedding=True)
     model.save_pretrained(tmp_path)
     with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
-        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (not a dict)
+        tensors = {key: f.get_tensor(key) for key in f.keys()}
     assert "token_embedding.weight" not in tensors and "output_projection.weight" not in tensors
     assert tensors["output_projection.qweight"].dtype == torch.float8_e5m2
     assert tensors["output_projection.qweight"].shape == (259, 128)

@@ -8,12 +8,19 @@ import os
 
 import pytest
 import torch
+from train_helpers import TINY, make_tiny_model
 
 from apt_fast.cli import main
-from apt_fast.train import (LanguageModelObjective, TrainConfig, Trainer, TrainingInterrupted, fine_tune_model,
-                            tokenize_examples, train_model)
+from apt_fast.train import (
+    LanguageModelObjective,
+    TrainConfig,
+    Trainer,
+    TrainingInterrupted,
+    fine_tune_model,
+    tokenize_examples,
+    train_model,
+)
 from apt_fast.train.records import Example
-from train_helpers import TINY, make_tiny_model
 
 
 def _equal_length_data(tokenizer):

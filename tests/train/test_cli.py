@@ -7,9 +7,9 @@ import json
 import os
 
 import pytest
+from train_helpers import TINY
 
 from apt_fast.cli import main
-from train_helpers import TINY
 
 STUDENT = dict(TINY, d_model=8, num_encoder_layers=1, num_decoder_layers=1, d_ff=16)
 QUICK = ["--epochs", "1", "--batch-size", "8", "--no-tensorboard"]
@@ -101,9 +101,10 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, train_file, tiny_mod
     ["fine-tune", "--data-path", "{train}", "--save-path", "{tmp}/out"],
 ])
 def test_model_without_tokenizer_is_the_one_line_error_alone(tmp_path, train_file, capsys, recwarn, command):
+    from train_helpers import make_tiny_model
+
     from apt_fast.models.apt.loading import MissingTokenizerWarning
     from apt_fast.train.checkpointing import save_model
-    from train_helpers import make_tiny_model
 
     model_path = str(tmp_path / "no-tokenizer")
     save_model(make_tiny_model()[0], model_path, tokenizer=None)

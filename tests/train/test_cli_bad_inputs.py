@@ -15,10 +15,10 @@ import shutil
 
 import pytest
 import torch
+from train_helpers import TINY, make_tiny_model, reversal_records, write_jsonl
 
 from apt_fast.cli import build_parser, main
 from apt_fast.commands.checks import ARGUMENT_KINDS, Kind, flag
-from train_helpers import TINY, make_tiny_model, reversal_records, write_jsonl
 
 PARSER = build_parser()
 
@@ -49,7 +49,8 @@ def _non_utf8_metadata_gguf(files, tmp) -> str:
     data = (files / "model.gguf").read_bytes()
     length_and_text = (3).to_bytes(8, "little") + b"apt"
     assert length_and_text in data
-    return _write(tmp / "non-utf8-metadata.gguf", data.replace(length_and_text, length_and_text[:8] + b"\xff\xfe\xfd", 1))
+    return _write(tmp / "non-utf8-metadata.gguf",
+                  data.replace(length_and_text, length_and_text[:8] + b"\xff\xfe\xfd", 1))
 
 
 def _foreign_pickle(tmp) -> str:
@@ -169,9 +170,10 @@ def files(tmp_path_factory):
 
 
 def _valid(kind: Kind, files, tmp_path) -> str:
-    return {Kind.MODEL: str(files / "model"), Kind.DATA: str(files / "train.jsonl"), Kind.JSON: str(files / "model.json"),
-            Kind.GGUF: str(files / "model.gguf"), Kind.OUTPUT_DIR: str(tmp_path / "out"),
-            Kind.OUTPUT_FILE: str(tmp_path / "out.file"), Kind.DEVICE: "cpu"}[kind]
+    return {Kind.MODEL: str(files / "model"), Kind.DATA: str(files / "train.jsonl"),
+            Kind.JSON: str(files / "model.json"), Kind.GGUF: str(files / "model.gguf"),
+            Kind.OUTPUT_DIR: str(tmp_path / "out"), Kind.OUTPUT_FILE: str(tmp_path / "out.file"),
+            Kind.DEVICE: "cpu"}[kind]
 
 
 def _options(parser):

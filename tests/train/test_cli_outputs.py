@@ -142,7 +142,8 @@ def test_unwritable_save_at_the_end_of_training_is_one_line(tmp_path, train_file
 
     monkeypatch.setattr(APTModel, "save_pretrained", denied)
     assert main(["--quiet", "fine-tune", "--model-path", tiny_model_dir, "--data-path", train_file,
-                 "--save-path", str(tmp_path / "out"), "--max-steps", "2", "--batch-size", "8", "--no-tensorboard"]) == 2
+                 "--save-path", str(tmp_path / "out"), "--max-steps", "2", "--batch-size", "8",
+                 "--no-tensorboard"]) == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if "error" in line]
     assert "Traceback" not in err and errors == err.splitlines()[-1:], err

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_helpers import TINY, make_tiny_model
 
 from apt_fast.train import DistillObjective, DistillSettings, collate, distill, tokenize_examples
 from apt_fast.train.records import Example
-from train_helpers import TINY, make_tiny_model
 
 STUDENT = dict(TINY, d_model=8, num_encoder_layers=1, num_decoder_layers=1, d_ff=16)
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_helpers import make_tiny_model
 
 from apt_fast.cli import main
 from apt_fast.train import TrainConfig, fine_tune_model, freeze_layers
 from apt_fast.train.optim import build_optimizer
-
-from train_helpers import make_tiny_model
 
 
 def test_frozen_parameters_unchanged_and_not_in_optimizer(tiny_model_dir, train_file, tmp_path):

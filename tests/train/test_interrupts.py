@@ -12,10 +12,10 @@ import subprocess
 import sys
 
 import pytest
+from train_helpers import TINY
 
 from apt_fast.cli import main
 from apt_fast.train import TrainingInterrupted, train_model
-from train_helpers import TINY
 
 FAST = dict(batch_size=8, learning_rate=3e-3, tensorboard=False)
 

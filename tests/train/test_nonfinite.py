@@ -12,12 +12,12 @@ import re
 
 import pytest
 import torch
+from train_helpers import make_tiny_model
 
 from apt_fast.cli import main
 from apt_fast.train import LanguageModelObjective, NonFiniteError, TrainConfig, Trainer
 from apt_fast.train.evaluation import EvalResult
 from apt_fast.train.inputs import load_tokenized
-from train_helpers import make_tiny_model
 
 SIX_STEPS = dict(epochs=1, batch_size=8, learning_rate=3e-3, tensorboard=False)  # 48 samples: 6 steps
 

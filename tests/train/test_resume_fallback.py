@@ -10,10 +10,10 @@ import os
 import re
 
 import pytest
+from train_helpers import TINY
 
 from apt_fast.cli import main
 from apt_fast.train import TrainingInterrupted, UnreadableCheckpoint, train_model
-from train_helpers import TINY
 
 SIX_STEPS = dict(epochs=1, batch_size=8, learning_rate=3e-3, save_steps=2, tensorboard=False)
 ZIP_REASON = "PytorchStreamReader failed reading zip archive: failed finding central directory"

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_helpers import TINY, make_tiny_model
 
 from apt_fast.train.throughput import FineTuneShape, check_losses, fresh_model, make_workload, run_fine_tune
-
-from train_helpers import TINY, make_tiny_model
 
 SHAPE = FineTuneShape(dict(TINY, vocab_size=50, pad_token_id=0, bos_token_id=1, eos_token_id=2), batch=2, length=8,
                       steps=2)

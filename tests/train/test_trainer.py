@@ -8,11 +8,10 @@ import signal
 
 import pytest
 import torch
-
-from apt_fast.train import (LanguageModelObjective, TrainConfig, Trainer, TrainingInterrupted, train_model)
-from apt_fast.train.inputs import load_tokenized
-
 from train_helpers import TINY
+
+from apt_fast.train import LanguageModelObjective, TrainConfig, Trainer, TrainingInterrupted, train_model
+from apt_fast.train.inputs import load_tokenized
 
 FAST = dict(batch_size=8, learning_rate=3e-3, tensorboard=False)
 
@@ -52,8 +51,8 @@ def test_resume_after_ctrl_c_gives_the_uninterrupted_losses(tmp_path, train_file
 
 
 def test_early_stopping_on_validation_loss(tmp_path, train_file, val_file, caplog):
-    from apt_fast.train.pretrain import config_for_tokenizer, new_model
     from apt_fast.models.apt.tokenization_byte import APTByteTokenizer
+    from apt_fast.train.pretrain import config_for_tokenizer, new_model
 
     tokenizer = APTByteTokenizer()
     model = new_model(config_for_tokenizer(dict(TINY), tokenizer), seed=0)

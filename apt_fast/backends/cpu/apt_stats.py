@@ -14,7 +14,6 @@ from ...reference.apt_attention import QUANTILE_MAX_NUMEL, autopoietic_scale
 from ..registry import register_kernel
 from .views import broadcast_view
 
-
 _scale_of = functools.lru_cache(maxsize=64)(autopoietic_scale)
 
 

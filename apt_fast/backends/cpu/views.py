@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
-import torch
 from torch import Tensor
 
 NO_VIEW = (0, 0, 0, 0, 0)

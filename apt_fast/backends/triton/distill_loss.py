@@ -1,5 +1,5 @@
-"""CUDA kernels of apt_fast::distill_loss_fwd: the Triton launchers of apt_fast.kernels, imported on first use (triton is
-optional). The ops check the arguments first."""
+"""CUDA kernels of apt_fast::distill_loss_fwd: the Triton launchers of apt_fast.kernels, imported on first use
+(triton is optional). The ops check the arguments first."""
 
 from __future__ import annotations
 

@@ -21,7 +21,6 @@ from ..harness import BenchCase
 from ..targets import Targets
 from .common import check_all, fwd_bwd, leaves
 
-
 # --- apt_attention --------------------------------------------------------------------------------
 
 def _op_inputs(batch: int, length: int, width: int, heads: int, quick: bool):

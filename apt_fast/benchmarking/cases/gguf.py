@@ -16,7 +16,6 @@ import torch
 from ..harness import BenchCase
 from ..targets import Targets
 
-
 # --- quantizer ------------------------------------------------------------------------------------
 
 def _weights(quick: bool) -> torch.Tensor:  # [rows, 4096] fp32: 16 MiB quick, 128 MiB full
@@ -74,8 +73,8 @@ def _model(quick: bool):
 def _exported_arrays(model) -> list[np.ndarray]:
     """Each tensor as the export writes it (F16 matrices, F32 rest), converted ahead of the timing."""
     from ...export.gguf_blocks import convert
-    from ...gguf.tensor_types import TYPES
     from ...export.writer import plan_tensors
+    from ...gguf.tensor_types import TYPES
 
     state = model.state_dict()
     return [convert(state[entry.key].reshape(entry.shape), entry.qtype) for entry in plan_tensors(model, TYPES["f16"])]

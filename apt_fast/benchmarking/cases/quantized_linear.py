@@ -113,7 +113,7 @@ def _gemv_case(kind: str, baseline: str, target: float, quick: bool = True) -> B
     baselines = {"fp32": (_baseline_fp32, "torch fp32 F.linear"), "bf16": (_baseline_bf16, "torch bf16 F.linear"),
                  "int8pack": (_baseline_int8pack, "torch._weight_int8pack_mm")}
     run, name = baselines[baseline]
-    weight_bytes = lambda inputs: sum(m.weight_bytes() for m in inputs["candidate"])  # noqa: E731
+    weight_bytes = lambda inputs: sum(m.weight_bytes() for m in inputs["candidate"])
     return BenchCase(
         name=f"gemv_{kind}[vs {baseline}]",
         family="quantized_linear",
@@ -149,7 +149,7 @@ def torchao_w8a8(x: torch.Tensor, q_t: torch.Tensor, w_scale: torch.Tensor) -> t
 
 def _w8a8_case(rows: int, baseline: str) -> BenchCase:
     if baseline == "torchao":
-        run = lambda inputs: [torchao_w8a8(inputs["x"], inputs["q_t"], inputs["w_scale"])]  # noqa: E731
+        run = lambda inputs: [torchao_w8a8(inputs["x"], inputs["q_t"], inputs["w_scale"])]
         name, targets = "torchao recipe (quantize + _int_mm + dequant)", Targets(max_time_ratio=0.8)
     else:
         run, name, targets = _baseline_fp32, "torch fp32 F.linear", Targets(min_speedup=3.0)

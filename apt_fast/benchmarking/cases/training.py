@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 
-from ...train.throughput import (BENCHMARK_MODEL, FineTuneShape, check_losses, fresh_model, make_workload,
-                                 run_fine_tune)
+from ...train.throughput import BENCHMARK_MODEL, FineTuneShape, check_losses, fresh_model, make_workload, run_fine_tune
 from ..harness import BenchCase
 from ..targets import Targets
 

@@ -37,8 +37,8 @@ TRANSFORMERS_KEYS = frozenset({
     "torchscript", "transformers_version", "typical_p", "use_bfloat16", "use_cache",
 })
 # Upstream APTConfig's fields that the model never reads (APT_SPEC.md §1); its checkpoints carry them.
-UPSTREAM_TRAINER_KEYS = frozenset({"warmup_steps", "weight_decay", "attention_dropout", "layer_norm_eps", "gradient_clip",
-                                   "tokenizer_type", "language"})
+UPSTREAM_TRAINER_KEYS = frozenset({"warmup_steps", "weight_decay", "attention_dropout", "layer_norm_eps",
+                                   "gradient_clip", "tokenizer_type", "language"})
 _LAYERS = ("num_encoder_layers", "num_decoder_layers")
 # Other models' names for APTConfig's fields.
 OTHER_NAMES = {
@@ -47,7 +47,8 @@ OTHER_NAMES = {
     **dict.fromkeys(("decoder_layers", "num_decoder_layer", "n_decoder_layers"), ("num_decoder_layers",)),
     **dict.fromkeys(("n_head", "n_heads", "nhead", "heads", "num_attention_head"), ("num_heads",)),
     **dict.fromkeys(("d_hidden", "hidden_dim", "dim", "n_embd", "d_embed", "embed_dim", "model_dim"), ("d_model",)),
-    **dict.fromkeys(("ffn_dim", "d_ffn", "dim_feedforward", "intermediate_size", "d_inner", "n_inner", "ff_dim"), ("d_ff",)),
+    **dict.fromkeys(("ffn_dim", "d_ffn", "dim_feedforward", "intermediate_size", "d_inner", "n_inner", "ff_dim"),
+                    ("d_ff",)),
     **dict.fromkeys(("max_position_embeddings", "n_positions", "max_len", "max_seq_length", "max_sequence_length",
                      "seq_len"), ("max_seq_len",)),
     **dict.fromkeys(("n_vocab", "vocab"), ("vocab_size",)),
@@ -71,7 +72,8 @@ def check_extra_keys(kwargs: dict, fields: Iterable[str], attribute_map: dict) -
     """Raise for keys in ``kwargs`` (what APTConfig got besides its ``fields``) that misspell a field, warn
     for the unknown rest; transformers' keys, ``attribute_map`` aliases and upstream's inert keys pass."""
     fields = list(fields)
-    unknown = [k for k in kwargs if k not in TRANSFORMERS_KEYS and k not in UPSTREAM_TRAINER_KEYS and k not in attribute_map]
+    unknown = [k for k in kwargs
+               if k not in TRANSFORMERS_KEYS and k not in UPSTREAM_TRAINER_KEYS and k not in attribute_map]
     misspelt = {key: meant for key in unknown if (meant := _meant(key, fields))}
     if misspelt:
         details = "; ".join(f"{key!r} (did you mean {' or '.join(meant)}?)" for key, meant in misspelt.items())

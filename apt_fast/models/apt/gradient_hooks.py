@@ -95,8 +95,9 @@ def add_gradient_hooks(parameters: Iterable[nn.Parameter], config) -> int:
     """Register the DBC-DAC hook on every trainable parameter given; returns the count.
 
     Upstream hooks the model's parameters (each tied tensor once), ``sr_layernorm`` included although
-    its hook never fires (it gets no gradient), and not APTLargeModel's ``taylor_*``. Idempotent: a parameter that already has the hook is
-    skipped, so it can run again after a loader replaced some Parameter objects.
+    its hook never fires (it gets no gradient), and not APTLargeModel's ``taylor_*``. Idempotent: a
+    parameter that already has the hook is skipped, so it can run again after a loader replaced some
+    Parameter objects.
     """
     hook = partial(
         dbc_dac_hook,

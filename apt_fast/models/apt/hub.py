@@ -53,9 +53,12 @@ def push_to_hub(model, repo_id: str, *, tokenizer=None, commit_message: str | No
             model.save_pretrained(folder, tokenizer=tokenizer, max_shard_size=max_shard_size)
             if _keeps_remote_card(api, repo_id, revision):
                 os.remove(os.path.join(folder, CARD_FILE))
-            return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message or "Upload APT model",
+            return api.upload_folder(repo_id=repo_id, folder_path=folder,
+                                     commit_message=commit_message or "Upload APT model",
                                      commit_description=commit_description, revision=revision, create_pr=create_pr)
     except Exception as err:
         if _unreachable(err):
-            raise HubUnreachableError(f"push_to_hub: cannot reach the Hugging Face Hub (offline?): {_first_line(err)}") from None
+            raise HubUnreachableError(
+                f"push_to_hub: cannot reach the Hugging Face Hub (offline?): {_first_line(err)}"
+            ) from None
         raise

@@ -38,8 +38,14 @@ from .empty_model import materialize, meta_model, quantized_embedding, swap_in
 from .errors import CheckpointError
 from .gguf_loading import load_gguf
 from .modeling_apt import APTModel
-from .quantized_layout import (OUTPUT_LAYER, QuantizedLayout, check_no_unlisted_qweight, check_quantized_tensors,
-                               expected_shapes, split_quantization_config)
+from .quantized_layout import (
+    OUTPUT_LAYER,
+    QuantizedLayout,
+    check_no_unlisted_qweight,
+    check_quantized_tensors,
+    expected_shapes,
+    split_quantization_config,
+)
 from .shape_check import EMBEDDING as _EMBEDDING
 from .shape_check import OUTPUT as _OUTPUT
 from .shape_check import contradictions, infer_shape_fields
@@ -163,7 +169,8 @@ def check_weights(expected: dict[str, tuple[int, ...]], state_dict: dict[str, Te
     missing = [k for k in expected if k not in state_dict and k not in optional]
     unexpected = [k for k in state_dict if k not in expected]
     if missing or unexpected:
-        raise CheckpointError(f"{source}: weights do not match the config: missing keys {missing}, unexpected keys {unexpected}")
+        raise CheckpointError(f"{source}: weights do not match the config: missing keys {missing}, "
+                              f"unexpected keys {unexpected}")
     for key, value in state_dict.items():
         if tuple(value.shape) != expected[key]:
             raise CheckpointError(
@@ -275,7 +282,9 @@ def _load_pt_file(path: str, overrides: dict | None):
     if "tokenizer_char_to_id" in checkpoint:  # HLBD single file: APTModelConfiguration defaults
         config = build_config(saved, state_dict, defaults={}, source=path, overrides=overrides)
         tokenizer = HLBDCharTokenizer(
-            checkpoint["tokenizer_char_to_id"], checkpoint.get("tokenizer_id_to_char"), checkpoint.get("tokenizer_next_id")
+            checkpoint["tokenizer_char_to_id"],
+            checkpoint.get("tokenizer_id_to_char"),
+            checkpoint.get("tokenizer_next_id"),
         )
         return model_from_state_dict(config, state_dict, path), tokenizer
     config = build_config(saved, state_dict, defaults=UPSTREAM_APTCONFIG_DEFAULTS, source=path, overrides=overrides)
@@ -305,7 +314,8 @@ def _load(path: str, config_overrides: dict | None):
             return _load_apt_fast_directory(path, config_overrides)
         if os.path.exists(os.path.join(path, "model.pt")):
             return _load_upstream_directory(path, config_overrides)
-        raise CheckpointError(f"{path}: unknown checkpoint format: the directory has neither model.safetensors nor model.pt")
+        raise CheckpointError(f"{path}: unknown checkpoint format: "
+                              "the directory has neither model.safetensors nor model.pt")
     if os.path.isfile(path):
         if _is_gguf(path):
             return load_gguf(path, config_overrides=config_overrides)

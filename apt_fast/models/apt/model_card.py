@@ -70,7 +70,8 @@ def model_card(model, tokenizer) -> str:
         tokenizer_line = ("No tokenizer is saved with this model: `apt_fast.load` returns `tokenizer=None` "
                           "(save with `model.save_pretrained(path, tokenizer=tok)`).")
     else:
-        tokenizer_line = f"Tokenizer: `{type(tokenizer).__name__}` (vocabulary size {tokenizer.vocab_size}), saved alongside."
+        tokenizer_line = (f"Tokenizer: `{type(tokenizer).__name__}` (vocabulary size {tokenizer.vocab_size}), "
+                          "saved alongside.")
     rows = [
         ("parameters", f"{parameters:,} ({dtype})"),
         ("vocab_size", c.vocab_size), ("d_model", c.d_model), ("num_heads", c.num_heads),
@@ -88,7 +89,8 @@ def model_card(model, tokenizer) -> str:
         apt_fast_use = 'model, _ = apt_fast.load("path/to/this/directory")'
     else:
         apt_fast_use = ('model, tokenizer = apt_fast.load("path/to/this/directory")\n'
-                        'ids = model.generate(**tokenizer(["hello"], return_tensors="pt"), max_new_tokens=32, do_sample=False)\n'
+                        'ids = model.generate(**tokenizer(["hello"], return_tensors="pt"), '
+                        'max_new_tokens=32, do_sample=False)\n'
                         'print(tokenizer.decode(ids[0]))')
     return f"""---
 library_name: apt_fast

@@ -63,7 +63,8 @@ class APTPreTrainedModel(PreTrainedModel):
         """Upstream init: xavier_uniform / zero bias in the attention, N(0, 0.02) embedding with a zero
         pad row, torch's defaults elsewhere. Uses transformers' guarded init so loaded weights are kept."""
         if isinstance(module, AutopoieticAttention):
-            for layer in (module.q_proj, module.k_proj, module.v_proj, module.out_proj, module.sr_conv1, module.sr_conv2):
+            for layer in (module.q_proj, module.k_proj, module.v_proj, module.out_proj,
+                          module.sr_conv1, module.sr_conv2):
                 init.xavier_uniform_(layer.weight)
                 init.zeros_(layer.bias)
             init.constant_(module.tau, module.init_tau)
@@ -267,7 +268,9 @@ class APTModel(APTPreTrainedModel):
         ``model.generate(**tokenizer(texts))``: ``attention_mask`` gives the source padding. ``num_beams``
         other than None or 1 is a ValueError (there is no beam search); a model whose weights or logits
         are not finite raises NonFiniteWeightsError naming them."""
-        max_length = generation.check_generate_arguments(input_ids, attention_mask, max_length, max_new_tokens, num_beams)
+        max_length = generation.check_generate_arguments(
+            input_ids, attention_mask, max_length, max_new_tokens, num_beams
+        )
         return generation.generate(
             self,
             input_ids,

@@ -31,7 +31,7 @@ def _checkpoint_shapes(directory: str) -> dict[str, tuple[int, ...]] | None:
     shapes = {}
     for name in files:
         with safe_open(os.path.join(directory, name), "pt") as f:
-            shapes.update({key: tuple(f.get_slice(key).get_shape()) for key in f.keys()})  # noqa: SIM118 (not a dict)
+            shapes.update({key: tuple(f.get_slice(key).get_shape()) for key in f.keys()})
     return shapes
 
 

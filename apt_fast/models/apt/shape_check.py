@@ -55,7 +55,8 @@ def contradictions(saved: Mapping, shapes: Mapping[str, Sequence[int]]) -> list[
     found = [f"{name} is {saved[name]!r} in the config, {value} in the weights"
              for name, value in inferred.items() if name != "sr_ratio" and saved.get(name) not in (None, value)]
     hidden, sr_ratio, d_model = _sr_hidden(shapes), saved.get("sr_ratio"), inferred.get("d_model")
-    if hidden is not None and d_model and isinstance(sr_ratio, int) and sr_ratio > 0 and max(16, d_model // sr_ratio) != hidden:
+    if (hidden is not None and d_model and isinstance(sr_ratio, int) and sr_ratio > 0
+            and max(16, d_model // sr_ratio) != hidden):
         found.append(f"sr_ratio is {sr_ratio} in the config (sr_conv width {max(16, d_model // sr_ratio)}), "
                      f"{inferred.get('sr_ratio')} in the weights (width {hidden})")
     return found

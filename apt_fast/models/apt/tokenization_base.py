@@ -11,8 +11,9 @@ from ...atomic import atomic_write_json, read_json
 TOKENIZER_CONFIG = "tokenizer_config.json"
 # What transformers' AutoTokenizer.from_pretrained passes along besides the path: where and which revision to
 # download, none of which means anything for the local directory these tokenizers load from.
-HUB_LOADING_KWARGS = frozenset({"_from_auto", "_from_pipeline", "_commit_hash", "revision", "cache_dir", "force_download",
-                                "local_files_only", "proxies", "token", "trust_remote_code", "user_agent"})
+HUB_LOADING_KWARGS = frozenset({"_from_auto", "_from_pipeline", "_commit_hash", "revision", "cache_dir",
+                                "force_download", "local_files_only", "proxies", "token", "trust_remote_code",
+                                "user_agent"})
 
 
 class APTTokenizerBase:
@@ -53,7 +54,8 @@ class APTTokenizerBase:
         may only be "pt".
         """
         if return_tensors != "pt":
-            raise ValueError(f"{type(self).__name__}: return_tensors must be 'pt' (PyTorch tensors), got {return_tensors!r}")
+            raise ValueError(f"{type(self).__name__}: return_tensors must be 'pt' (PyTorch tensors), "
+                             f"got {return_tensors!r}")
         texts = [texts] if isinstance(texts, str) else list(texts)
         max_length = max_length if max_length is not None else self.default_max_length
         padding = self.default_padding if padding is None else ("longest" if padding is True else padding)

@@ -81,7 +81,8 @@ class HLBDCharTokenizer(APTTokenizerBase):
     default_max_length = 64
     default_padding = "max_length"
 
-    def __init__(self, char_to_id: dict[str, int], id_to_char: dict[int, str] | None = None, next_id: int | None = None):
+    def __init__(self, char_to_id: dict[str, int], id_to_char: dict[int, str] | None = None,
+                 next_id: int | None = None):
         self.char_to_id = dict(char_to_id)
         self.id_to_char = {int(i): c for i, c in (id_to_char or {i: c for c, i in self.char_to_id.items()}).items()}
         self.next_id = next_id if next_id is not None else max(self.id_to_char, default=-1) + 1

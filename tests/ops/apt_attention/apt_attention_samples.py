@@ -2,9 +2,9 @@
 tests/ops/test_registered_ops.py."""
 
 import torch
+from attention_helpers import randn
 
 from apt_fast.reference.apt_attention import expand_attn_mask
-from attention_helpers import randn
 
 EPSILON = 0.08
 B, H, T, S, D, HIDDEN = 2, 2, 6, 5, 4, 16

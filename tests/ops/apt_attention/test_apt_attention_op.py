@@ -5,13 +5,13 @@ dropout; opcheck; torch.compile; bad input."""
 
 import pytest
 import torch
+from attention_helpers import assert_within_reference_error, max_err, randn
+from native_kernels import APT_ATTENTION_OPS, native_kernels_fixture
 
 import apt_fast.functional as AF
 from apt_fast.models.apt.attention import AutopoieticAttention
 from apt_fast.reference.apt_attention import autopoietic_attention_ref, expand_attn_mask
 from apt_fast.reference.apt_attention_ops import apt_attention_core_ref, apt_head_mean_ref, grads_by_autograd
-from attention_helpers import assert_within_reference_error, max_err, randn
-from native_kernels import APT_ATTENTION_OPS, native_kernels_fixture
 
 # Every test here runs the native CPU kernels through torch.ops.apt_fast: skipped, with the reason, where they
 # cannot serve (no apt_fast._C, APT_FAST_BACKEND=reference), failed where another implementation is registered.
@@ -52,7 +52,8 @@ def run(fn, q, k, v, params, grad_out, dtype, **kw):
 
 
 def compare(b, h, t, s, d, q_scale=1.0, **kw):
-    q, k, v = randn(b, h, t, d, seed=1, scale=q_scale), randn(b, h, s, d, seed=2, scale=q_scale), randn(b, h, s, d, seed=3)
+    q, k, v = (randn(b, h, t, d, seed=1, scale=q_scale), randn(b, h, s, d, seed=2, scale=q_scale),
+               randn(b, h, s, d, seed=3))
     params = sr_params(h * d)
     grad_out = randn(b, h, t, d, seed=4)
     got = run(AF.apt_attention, q, k, v, params, grad_out, torch.float32, **dict(kw))
@@ -185,10 +186,12 @@ def test_non_contiguous_inputs_match():
 
 @pytest.mark.parametrize("change, message", [
     (dict(key_padding_mask=torch.zeros(2, 5)), "key_padding_mask must be bool, got float32"),
-    (dict(key_padding_mask=torch.zeros(2, 4, dtype=torch.bool)), "key_padding_mask must have shape [B, S] = [2, 5], got (2, 4)"),
+    (dict(key_padding_mask=torch.zeros(2, 4, dtype=torch.bool)),
+     "key_padding_mask must have shape [B, S] = [2, 5], got (2, 4)"),
     (dict(attn_mask=torch.zeros(5)), "attn_mask must be 2D, 3D or 4D, got shape (5,)"),
     (dict(attn_mask=torch.zeros(3, 5, 5)), "a 3D attn_mask must have batch size 2 in dim 0, got shape (3, 5, 5)"),
-    (dict(attn_mask=torch.zeros(5, 4)), "attn_mask must be broadcastable to [B, H, T, S] = [2, 2, 5, 5], got shape (1, 1, 5, 4)"),
+    (dict(attn_mask=torch.zeros(5, 4)),
+     "attn_mask must be broadcastable to [B, H, T, S] = [2, 2, 5, 5], got shape (1, 1, 5, 4)"),
 ])
 def test_bad_input(change, message):
     q = torch.zeros(2, 2, 5, 4)

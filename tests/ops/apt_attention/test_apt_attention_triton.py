@@ -20,13 +20,17 @@ if not torch.cuda.is_available():
 
 pytest.importorskip("triton")
 
-from apt_fast.backends.triton import apt_attention as triton_attention  # noqa: E402
-from apt_fast.kernels.apt_attention import (apt_attention_bwd_triton, apt_attention_fwd_triton,  # noqa: E402
-                                            apt_head_mean_bwd_triton, apt_head_mean_fwd_triton)
-from apt_fast.reference.apt_attention import expand_attn_mask  # noqa: E402
-from apt_fast.reference.apt_attention_ops import (apt_attention_core_ref, apt_head_mean_ref,  # noqa: E402
-                                                  grads_by_autograd)
-from attention_helpers import assert_within_reference_error, max_err, randn  # noqa: E402
+from attention_helpers import assert_within_reference_error, max_err, randn
+
+from apt_fast.backends.triton import apt_attention as triton_attention
+from apt_fast.kernels.apt_attention import (
+    apt_attention_bwd_triton,
+    apt_attention_fwd_triton,
+    apt_head_mean_bwd_triton,
+    apt_head_mean_fwd_triton,
+)
+from apt_fast.reference.apt_attention import expand_attn_mask
+from apt_fast.reference.apt_attention_ops import apt_attention_core_ref, apt_head_mean_ref, grads_by_autograd
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BLOCKS = dict(block_m=16, block_n=16)

@@ -5,13 +5,13 @@ as torch.quantile picks them (ties, tiny n); every SIMD level; opcheck."""
 
 import pytest
 import torch
+from attention_helpers import max_err, randn
+from native_kernels import native_kernels_fixture
 
 from apt_fast import _native
 from apt_fast.models.apt.attention import AutopoieticAttention
 from apt_fast.ops.apt_stats import STATS_SIZE
 from apt_fast.reference.apt_attention import expand_attn_mask, shared_map_ref
-from attention_helpers import max_err, randn
-from native_kernels import native_kernels_fixture
 
 # Every test here runs the native CPU kernels through torch.ops.apt_fast: skipped, with the reason, where they
 # cannot serve (no apt_fast._C, APT_FAST_BACKEND=reference), failed where another implementation is registered.

@@ -4,11 +4,11 @@ torch.compile, the module, the lm_head-fused and sparse-teacher variants, and ba
 import pytest
 import torch
 import torch.nn.functional as F
+from distill_loss_textbook import textbook_loss
 
 import apt_fast
 import apt_fast.functional as AF
 from apt_fast.losses.chunked import densify_topk_teacher
-from distill_loss_textbook import textbook_loss
 
 T = 4.0
 
@@ -148,7 +148,8 @@ def test_fused_linear_matches_materialised_logits(reduction, teacher_as, diverge
     teacher = {"teacher_logits": teacher_hidden @ teacher_weight.t()} if teacher_as == "logits" else \
         {"teacher_hidden": teacher_hidden, "teacher_weight": teacher_weight}
     settings = dict(temperature=2.0, alpha=0.6, beta=0.4, reduction=reduction, divergence=divergence)
-    loss = AF.fused_linear_distill_loss(hidden, weight, target, student_bias=bias, block_vocab=64, **teacher, **settings)
+    loss = AF.fused_linear_distill_loss(hidden, weight, target, student_bias=bias, block_vocab=64,
+                                        **teacher, **settings)
     grads = torch.autograd.grad(loss * 3.0, [hidden, weight, bias])
     reference = AF.distill_loss(hidden @ weight.t() + bias, teacher_hidden @ teacher_weight.t(), target, **settings)
     expected = torch.autograd.grad(reference * 3.0, [hidden, weight, bias])
@@ -199,7 +200,8 @@ def test_bad_tensors_name_the_argument():
     student, teacher = random_logits(4, 10)
     with pytest.raises(ValueError, match=r"teacher_logits must have the student's vocabulary size 10, got 9"):
         AF.distill_loss(student, teacher[:, :9])
-    with pytest.raises(ValueError, match=r"teacher_logits must be torch.float32 like student_logits, got torch.bfloat16"):
+    with pytest.raises(ValueError,
+                       match=r"teacher_logits must be torch.float32 like student_logits, got torch.bfloat16"):
         AF.distill_loss(student, teacher.bfloat16())
     with pytest.raises(ValueError, match=r"student_logits must be float32 or bfloat16 or float16, got int64"):
         AF.distill_loss(student.long(), teacher.long())

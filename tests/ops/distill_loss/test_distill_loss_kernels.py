@@ -5,11 +5,11 @@ independent textbook formulation (tests/ops/distill_loss/distill_loss_textbook.p
 
 import pytest
 import torch
+from distill_loss_textbook import textbook_loss_and_grad
 
 from apt_fast import _native
 from apt_fast.backends.cpu import distill_loss as cpu
 from apt_fast.reference.distill_loss import distill_loss_fwd_ref
-from distill_loss_textbook import textbook_loss_and_grad
 
 needs_native = pytest.mark.skipif(not _native.is_available(), reason="apt_fast._C is not built")
 

@@ -15,8 +15,8 @@ if not torch.cuda.is_available():
 
 pytest.importorskip("triton")
 
-from apt_fast.kernels.distill_loss import distill_loss_fwd_triton  # noqa: E402
-from apt_fast.reference.distill_loss import distill_loss_fwd_ref  # noqa: E402
+from apt_fast.kernels.distill_loss import distill_loss_fwd_triton
+from apt_fast.reference.distill_loss import distill_loss_fwd_ref
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DIVERGENCES = ("forward_kl", "reverse_kl", "jsd")

@@ -1,7 +1,6 @@
 """Sample arguments of the flash_attention ops, for tests/ops/test_registered_ops.py."""
 
 import torch
-
 from attention_helpers import randn
 
 

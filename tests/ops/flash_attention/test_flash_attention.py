@@ -4,12 +4,12 @@ non-contiguous inputs, opcheck, torch.compile and bad input."""
 
 import pytest
 import torch
+from attention_helpers import assert_within_reference_error, randn
+from native_kernels import FLASH_ATTENTION_OPS, native_kernels_fixture
 
 import apt_fast.functional as AF
 from apt_fast.reference.dropout_hash import dropout_keep_factors
 from apt_fast.reference.flash_attention import flash_attention_fwd_ref
-from attention_helpers import assert_within_reference_error, randn
-from native_kernels import FLASH_ATTENTION_OPS, native_kernels_fixture
 
 # Every test here runs the native CPU kernels through torch.ops.apt_fast: skipped, with the reason, where they
 # cannot serve (no apt_fast._C, APT_FAST_BACKEND=reference), failed where another implementation is registered.

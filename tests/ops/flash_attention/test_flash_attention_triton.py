@@ -20,10 +20,11 @@ if not torch.cuda.is_available():
 
 pytest.importorskip("triton")
 
-from apt_fast.backends.triton import flash_attention as triton_attention  # noqa: E402
-from apt_fast.kernels.flash_attention import flash_attention_bwd_triton, flash_attention_fwd_triton  # noqa: E402
-from apt_fast.reference.flash_attention import flash_attention_bwd_ref, flash_attention_fwd_ref  # noqa: E402
-from attention_helpers import assert_within_reference_error, randn  # noqa: E402
+from attention_helpers import assert_within_reference_error, randn
+
+from apt_fast.backends.triton import flash_attention as triton_attention
+from apt_fast.kernels.flash_attention import flash_attention_bwd_triton, flash_attention_fwd_triton
+from apt_fast.reference.flash_attention import flash_attention_bwd_ref, flash_attention_fwd_ref
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BLOCKS = dict(block_m=16, block_n=16)

@@ -2,7 +2,6 @@
 (row-major and packed panels), 8- and 16-bit activations, groups, bias, bf16."""
 
 import torch
-
 from quantized_helpers import fp8_weights, int8_weights, packed_fp8, packed_int8
 
 N, K = 40, 96

@@ -4,10 +4,10 @@ tier, AMX included; e4m3 and e5m2; per-channel and per-block scales; bias; bf16 
 
 import pytest
 import torch
-
-from apt_fast.reference import quantized_linear as ref
 from native_kernels import QUANTIZED_LINEAR_OPS, native_kernels_fixture
 from quantized_helpers import KERNEL_TIERS, at_kernel_tier, fp8_weights, packed_fp8
+
+from apt_fast.reference import quantized_linear as ref
 
 served_natively = native_kernels_fixture(*QUANTIZED_LINEAR_OPS)
 

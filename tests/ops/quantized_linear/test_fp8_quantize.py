@@ -5,10 +5,10 @@ reference (NaN for an e4m3fn overflow, clamping for e5m2)."""
 
 import pytest
 import torch
-
-from apt_fast.reference import quantized_linear as ref
 from native_kernels import QUANTIZED_LINEAR_OPS, native_kernels_fixture
 from simd_tiers import VECTOR_TIERS, at_tier
+
+from apt_fast.reference import quantized_linear as ref
 
 served_natively = native_kernels_fixture(*QUANTIZED_LINEAR_OPS)
 

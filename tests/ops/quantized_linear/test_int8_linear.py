@@ -4,10 +4,10 @@ gives the reference's numbers bit for bit (exact int32 sums, the same fp32 epilo
 
 import pytest
 import torch
-
-from apt_fast.reference import quantized_linear as ref
 from native_kernels import QUANTIZED_LINEAR_OPS, native_kernels_fixture
 from quantized_helpers import KERNEL_TIERS, at_kernel_tier, int8_weights, packed_int8
+
+from apt_fast.reference import quantized_linear as ref
 
 served_natively = native_kernels_fixture(*QUANTIZED_LINEAR_OPS)
 

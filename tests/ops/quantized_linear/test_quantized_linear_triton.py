@@ -17,11 +17,16 @@ if not torch.cuda.is_available():
 
 pytest.importorskip("triton")
 
-from apt_fast.backends.triton import quantized_linear as triton_backend  # noqa: E402
-from apt_fast.kernels.quantized_linear import (fp8_linear_triton, fp8_quantize_triton,  # noqa: E402
-                                               int8_linear_triton, quantized_linear_grad_input_triton)
-from apt_fast.reference import quantized_linear as ref  # noqa: E402
-from quantized_helpers import fp8_weights, int8_weights  # noqa: E402
+from quantized_helpers import fp8_weights, int8_weights
+
+from apt_fast.backends.triton import quantized_linear as triton_backend
+from apt_fast.kernels.quantized_linear import (
+    fp8_linear_triton,
+    fp8_quantize_triton,
+    int8_linear_triton,
+    quantized_linear_grad_input_triton,
+)
+from apt_fast.reference import quantized_linear as ref
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -75,8 +80,9 @@ def test_fp8_quantize_bit_exact(fp8_format, saturate):
 
 def test_backend_unpacks_cpu_panels():
     """The CUDA entry points take either layout: a packed (CPU) weight is unpacked first."""
-    from apt_fast import _native
     from quantized_helpers import packed_int8
+
+    from apt_fast import _native
 
     if not _native.is_available():
         pytest.skip("packing CPU panels needs apt_fast._C")
