@@ -7,7 +7,7 @@
 __version__ = "0.1.0"
 
 from . import (
-    backends,
+    backends,  # registers the CPU and CUDA kernels (importing it defines the ops: apt_fast.ops)
     functional,
     ops,
 )
