@@ -8,8 +8,8 @@ import argparse
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "generate", help="generate text from a prompt (model directories, checkpoints and .gguf files)",
-        description="Encode --prompt, run the model's generate (a .gguf file is dequantized on load) and print "
-                    "the decoded output.")
+        description="Encode --prompt, run the model's generate and print the decoded output. A .gguf file's "
+                    "Q8_0 tensors stay int8 (weight-only int8 layers); other quantized types are dequantized on load.")
     parser.add_argument("--model-path", required=True, metavar="PATH", help="the model (any APT checkpoint or .gguf)")
     parser.add_argument("--prompt", required=True, help="the input text")
     parser.add_argument("--max-length", type=int, default=50, help="tokens to generate at most (default %(default)s)")

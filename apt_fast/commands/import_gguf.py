@@ -11,8 +11,9 @@ MODEL_FILES = ("config.json", "model.safetensors")  # what import-gguf writes be
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "import-gguf", help="rebuild an apt_fast model directory (safetensors + config + tokenizer) from GGUF",
-        description="Read a GGUF file written by export-gguf, dequantize its weights to float32 and save the "
-                    "model and tokenizer to --output-dir.")
+        description="Read a GGUF file written by export-gguf and save the model and tokenizer to --output-dir: "
+                    "Q8_0 tensors as weight-only int8 layers (a quantized directory), other types dequantized to "
+                    "float32.")
     parser.add_argument("--input", required=True, metavar="FILE", help="the .gguf file")
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="the directory (created when missing)")
     parser.add_argument("--overwrite", action="store_true", help="replace a model already in --output-dir")

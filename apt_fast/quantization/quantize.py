@@ -56,6 +56,7 @@ def quantize(model: nn.Module, config, filter_fn: Optional[FilterFn] = None, *, 
     if not isinstance(config, CONFIGS):
         names = ", ".join(c.__name__ for c in CONFIGS)
         raise ValueError(f"config must be one of {names}, got {type(config).__name__}")
+    _refuse_mixed_schemes(model, config)
     report = QuantizeReport(scheme=config.scheme)
     embeddings = _tied_embeddings(model)
     for parent, name, path, module in list(named_children_with_parents(model)):
@@ -94,6 +95,18 @@ def quantize(model: nn.Module, config, filter_fn: Optional[FilterFn] = None, *, 
             report.swapped.append((embedding_path, "Embedding", "QuantizedEmbedding"))
     _record(model, config, report, include_embedding)
     return report
+
+
+def _refuse_mixed_schemes(model: nn.Module, config) -> None:
+    """A model records one scheme (its config's quantization_config): quantizing more of it must use the same."""
+    recorded = getattr(getattr(model, "config", None), "quantization_config", None)
+    if not recorded:
+        return
+    same = {k: v for k, v in recorded.items() if k not in ("modules", "include_embedding")}
+    if config_to_dict(config) != same:
+        settings = ", ".join(f"{k}={v}" for k, v in same.items() if k not in ("quant_method", "scheme"))
+        raise ValueError(f"config must match the scheme the model is already quantized with, "
+                         f"{same.get('scheme')} ({settings}), got {config!r}: one model holds one scheme")
 
 
 def _record(model: nn.Module, config, report: QuantizeReport, include_embedding: bool) -> None:
