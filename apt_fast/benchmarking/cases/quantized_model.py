@@ -2,12 +2,16 @@
 D=1024, 4+4 layers, 16 heads, d_ff 4096, vocab 32000 (about 600 MB in fp32), both sides patched with apt_fast's
 fused attention. APT re-decodes the whole prefix at every step, so the decoder's M grows from 1 to 64 rows.
 Weight-only int8 (the tied embedding / output projection included) against the fp32 model: >= 2x tokens/s. The
-greedy outputs are compared and their agreement reported, not required (quantization may change an argmax)."""
+greedy outputs are compared and their agreement reported, not required (quantization may change an argmax).
+
+A second case measures what a user's process holds at its peak: the model loaded from its saved directory
+(apt_fast.load) and 8 greedy tokens generated; the int8 model's peak <= 0.3x the fp32 model's."""
 
 from __future__ import annotations
 
 import copy
 import functools
+import os
 
 import torch
 
@@ -16,7 +20,7 @@ from ...quantization import Int8WeightOnlyConfig, quantize
 from ..harness import BenchCase
 from ..targets import Targets
 
-PROMPT, NEW_TOKENS = 32, 64
+PROMPT, NEW_TOKENS, MEMORY_NEW_TOKENS = 32, 64, 8
 SHAPE = dict(vocab_size=32000, d_model=1024, num_encoder_layers=4, num_decoder_layers=4, num_heads=16, d_ff=4096,
              max_seq_len=256, dropout=0.0, bos_token_id=1, eos_token_id=2, pad_token_id=0)
 
@@ -35,9 +39,13 @@ def _models():
     return fp32, int8, prompt
 
 
+def _generate_tokens(model, prompt, tokens: int):
+    with torch.no_grad():  # eos -1: never stops early, both sides decode exactly `tokens` steps
+        return model.generate(prompt, max_length=tokens, do_sample=False, eos_token_id=-1)
+
+
 def _generate(model, prompt):
-    with torch.no_grad():  # eos -1: never stops early, both sides decode exactly NEW_TOKENS steps
-        return model.generate(prompt, max_length=NEW_TOKENS, do_sample=False, eos_token_id=-1)
+    return _generate_tokens(model, prompt, NEW_TOKENS)
 
 
 def _agreement(baseline: torch.Tensor, candidate: torch.Tensor) -> dict:
@@ -46,6 +54,30 @@ def _agreement(baseline: torch.Tensor, candidate: torch.Tensor) -> dict:
     same = (baseline == candidate).reshape(-1)
     prefix = int(same.long().cumprod(0).sum())
     return {"greedy_tokens_equal": f"{int(same.sum())}/{same.numel()}", "greedy_common_prefix": prefix}
+
+
+
+
+@functools.lru_cache(maxsize=1)
+def _saved_models():
+    """The decoding case's fp32 and int8 models saved (safetensors) in a temporary directory, and the prompt."""
+    import tempfile
+
+    from ...models.apt.loading import save
+
+    fp32, int8, prompt = _models()
+    root = tempfile.mkdtemp(prefix="apt-fast-bench-quantized-")
+    save(fp32, os.path.join(root, "fp32"))
+    save(int8, os.path.join(root, "int8"))
+    return os.path.join(root, "fp32"), os.path.join(root, "int8"), prompt
+
+
+def _load_and_generate(path: str, prompt: torch.Tensor) -> torch.Tensor:
+    """What a user's process holds at its peak: the model loaded from disk, then a short greedy generation."""
+    from ...models.apt.loading import load
+
+    model, _ = load(path)
+    return _generate_tokens(model.eval(), prompt, MEMORY_NEW_TOKENS)
 
 
 CASES = [
@@ -61,6 +93,20 @@ CASES = [
         check=_agreement,
         baseline_name="the fp32 model (patched)",
         targets=Targets(min_speedup=2.0),
+        quick=False,
+        repeats=3,
+    ),    BenchCase(
+        name="apt_model_memory[int8 weight-only vs fp32]",
+        family="quantized_linear",
+        shape=lambda inputs: f"apt_fast.load of the saved model + {MEMORY_NEW_TOKENS} greedy tokens; D=1024, 4+4 "
+                             "layers, V=32000 (tied embedding quantized)",
+        make_inputs=lambda quick: _saved_models(),
+        prepare=lambda inputs: inputs,
+        baseline=lambda inputs: _load_and_generate(inputs[0], inputs[2]),
+        candidate=lambda inputs: _load_and_generate(inputs[1], inputs[2]),
+        check=_agreement,
+        baseline_name="the fp32 model, loaded the same way",
+        targets=Targets(max_mem_ratio=0.3),
         quick=False,
         repeats=3,
     ),
