@@ -144,3 +144,20 @@ def test_layer_sqnr(config, gaussian_db, heavy_db):
     assert sqnr["gaussian"] >= gaussian_db, sqnr
     if heavy_db is not None:
         assert sqnr["heavy_tailed"] >= heavy_db, sqnr
+
+
+@pytest.mark.parametrize("module", [Int8Linear.from_linear(nn.Linear(96, 40), activation_bits=16),
+                                    Fp8Linear.from_linear(nn.Linear(96, 40))], ids=["int8", "fp8"])
+def test_inference_calls_the_kernel_directly_with_the_same_numbers(module, monkeypatch):
+    """Without autograd or tracing the modules skip the op dispatch (a tenth of a large GEMV); the numbers are the
+    op's, and a call that needs gradients still goes through the op."""
+    import apt_fast.autograd.quantized_linear as functions
+
+    x = torch.randn(5, 96)
+    through_op = module(x)  # the bias requires grad: the op and its autograd.Function
+    with torch.no_grad():
+        calls = []
+        for name in ("Int8LinearFunction", "Fp8LinearFunction"):
+            monkeypatch.setattr(getattr(functions, name), "apply", lambda *args: calls.append(args))
+        direct = module(x)
+    assert not calls and torch.equal(direct, through_op.detach())
