@@ -21,6 +21,7 @@ namespace simd_amx {
 namespace {
 
 constexpr int64_t kBlockM = 32;
+constexpr int64_t kActivationChunkBytes = int64_t{1} << 20;  // activations of one row chunk: half of a 2 MiB L2
 constexpr int64_t kBlockN = 32;
 
 // C tiles 0-3 (16 x 16 fp32/int32), A tiles 4-5 (16 rows x k_bytes), B tiles 6-7 (k_bytes / 4 rows x 64 bytes).
@@ -45,15 +46,21 @@ void store_c(T* block) {
 
 // Calls block(m_block, n_block) for every 32 x 32 block, channel blocks split over threads, each thread with
 // its tiles configured for k_bytes per step; rows past the last block's real ones are computed and dropped.
+// Row blocks go in chunks of chunk_blocks, all channel blocks over one chunk before the next, so that a chunk's
+// activations stay in L2 while the weights stream past (else every channel block re-reads all rows from L3).
 template <class Block>
-void for_each_block(int64_t m_blocks, int64_t np, int num_threads, int k_bytes, const Block& block) {
+void for_each_block(int64_t m_blocks, int64_t chunk_blocks, int64_t np, int num_threads, int k_bytes,
+                    const Block& block) {
   const int64_t n_blocks = np / kBlockN;
-  parallel_for(n_blocks, num_threads, [&](int64_t begin, int64_t end) {
-    configure_tiles(k_bytes);
-    TileRelease release;
-    for (int64_t nb = begin; nb < end; ++nb)
-      for (int64_t mb = 0; mb < m_blocks; ++mb) block(mb, nb);
-  });
+  for (int64_t chunk = 0; chunk < m_blocks; chunk += chunk_blocks) {
+    const int64_t chunk_end = std::min(m_blocks, chunk + chunk_blocks);
+    parallel_for(n_blocks, num_threads, [&](int64_t begin, int64_t end) {
+      configure_tiles(k_bytes);
+      TileRelease release;
+      for (int64_t nb = begin; nb < end; ++nb)
+        for (int64_t mb = chunk; mb < chunk_end; ++mb) block(mb, nb);
+    });
+  }
 }
 
 // y rows of one block: count channels from n0 of rows m0 .. m0 + rows, from the fp32 [32][32] block.
@@ -135,7 +142,9 @@ void int8_linear_kernel(const Int8LinearArgs& a) {
         std::memcpy(tiles.data() + (2 * t + half) * tile_block, staged.data() + t * tile_block, tile_block);
     }
   }
-  for_each_block(mp / block_rows, np, a.num_threads, static_cast<int>(k_step), [&](int64_t mb, int64_t nb) {
+  const int64_t chunk_blocks = std::max<int64_t>(1, kActivationChunkBytes / (kBlockM * kp));  // int8 bytes
+  for_each_block(mp / block_rows, chunk_blocks, np, a.num_threads, static_cast<int>(k_step),
+                 [&](int64_t mb, int64_t nb) {
     alignas(64) int32_t sums[kBlockM * kBlockN];
     alignas(64) float total[kBlockM * kBlockN] = {};
     const int8_t* a0 = reinterpret_cast<const int8_t*>(tiles.data()) + 2 * mb * tile_block;

@@ -13,7 +13,7 @@ served_natively = native_kernels_fixture(*QUANTIZED_LINEAR_OPS)
 
 # (M, N, K, group_size)
 SHAPES = [(1, 64, 64, 64), (3, 70, 100, 100), (5, 96, 256, 32), (17, 33, 128, 64), (40, 130, 384, 128),
-          (33, 100, 96, 32), (64, 256, 1024, 1024)]
+          (33, 100, 96, 32), (64, 256, 1024, 1024), (1100, 64, 1024, 128)]  # the last: two AMX row chunks
 
 
 def run(x, q, scales, bias, group_size, bits, packed=True):
