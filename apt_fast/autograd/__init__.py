@@ -1,9 +1,10 @@
 """autograd.Functions of the ops, one module per op family. Only torch.ops.apt_fast.* run inside."""
 
 from .apt_attention import AptAttentionFunction
+from .bitmap_linear import BitmapLinearFunction
 from .distill_loss import DistillLossFunction
 from .flash_attention import FlashAttentionFunction
 from .quantized_linear import Fp8LinearFunction, Int8LinearFunction
 
-__all__ = ["AptAttentionFunction", "DistillLossFunction", "FlashAttentionFunction", "Fp8LinearFunction",
-           "Int8LinearFunction"]
+__all__ = ["AptAttentionFunction", "BitmapLinearFunction", "DistillLossFunction", "FlashAttentionFunction",
+           "Fp8LinearFunction", "Int8LinearFunction"]

@@ -7,6 +7,7 @@ apt_fast.backends overrides it per device with the native CPU and Triton kernels
 from . import (
     apt_attention,  # noqa: F401  (defines apt_fast::apt_head_mean_*, apt_attention_*)
     apt_stats,  # noqa: F401  (defines apt_fast::apt_stats_fwd, _bwd)
+    bitmap_linear,  # noqa: F401  (defines apt_fast::bitmap_linear, bitmap_linear_backward)
     distill_loss,  # noqa: F401  (defines apt_fast::distill_loss_fwd)
     flash_attention,  # noqa: F401  (defines apt_fast::flash_attention_fwd, _bwd)
     quantized_linear,  # noqa: F401  (defines apt_fast::int8_linear, fp8_linear, ...)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import bitmap  # noqa: F401  (registers "bitmap")
 from .base import REGISTRY, SparseWeight, sparse_format
 
 FORMATS = REGISTRY

@@ -57,11 +57,12 @@ def check_pack_arguments(weight: Tensor, mask: Tensor, dtype: torch.dtype, dtype
         raise ValueError(f"dtype must be {' or '.join(map(dtype_name, dtypes))}, got {dtype_name(dtype)}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SparseWeight:
     """A pruned weight [out_features, in_features] in one sparse format. ``values`` holds the kept weights (what
-    trains; int8 values are frozen); ``structure()`` the other tensors. Subclasses add those tensors as fields,
-    register with ``@sparse_format(name)`` and implement the methods below."""
+    trains; int8 values are frozen); ``structure()`` the other tensors. Subclasses add those tensors as fields
+    (``@dataclass(frozen=True, eq=False)``: tensors have no single truth value to compare by), register with
+    ``@sparse_format(name)`` and implement the methods below."""
 
     out_features: int
     in_features: int
