@@ -71,9 +71,11 @@ class SparseWeight:
     format_name: ClassVar[str] = ""
 
     def structure(self) -> Dict[str, Tensor]:
-        """The tensors besides ``values`` (bitmap, row_offsets, indices, scales, ...), by name."""
+        """The tensor fields besides ``values`` (bitmap, row_offsets, indices, scales, ...), by name; fields that are
+        None or not tensors (a format's own options, such as n and m) are left out."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("out_features", "in_features", "values") and getattr(self, f.name) is not None}
+                if f.name not in ("out_features", "in_features", "values")
+                and isinstance(getattr(self, f.name), Tensor)}
 
     def options(self) -> dict:
         """JSON-able description: {"format": ..., "dtype": ...} plus the format's own options."""
