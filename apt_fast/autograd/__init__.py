@@ -2,9 +2,11 @@
 
 from .apt_attention import AptAttentionFunction
 from .bitmap_linear import BitmapLinearFunction
+from .block_linear import BlockLinearFunction
 from .distill_loss import DistillLossFunction
 from .flash_attention import FlashAttentionFunction
+from .nm_linear import NMLinearFunction
 from .quantized_linear import Fp8LinearFunction, Int8LinearFunction
 
-__all__ = ["AptAttentionFunction", "BitmapLinearFunction", "DistillLossFunction", "FlashAttentionFunction",
-           "Fp8LinearFunction", "Int8LinearFunction"]
+__all__ = ["AptAttentionFunction", "BitmapLinearFunction", "BlockLinearFunction", "DistillLossFunction",
+           "FlashAttentionFunction", "Fp8LinearFunction", "Int8LinearFunction", "NMLinearFunction"]

@@ -6,7 +6,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import bitmap  # noqa: F401  (registers "bitmap")
+from . import (
+    bitmap,  # noqa: F401  (registers "bitmap")
+    block,  # noqa: F401  (registers "block")
+    nm,  # noqa: F401  (registers "nm")
+)
 from .base import REGISTRY, SparseWeight, sparse_format
 
 FORMATS = REGISTRY
