@@ -8,7 +8,10 @@
 //   stream(float*) (non-temporal, p aligned to the vector size; fence() before another thread reads);
 //   + - * /, fmadd(a, b, c) = a*b+c, max, min, select(mask, a, b), a < b, a == b, a > b;
 //   reduce_add(), reduce_max(); any(mask); gather(base, index) = base[trunc(index lane)] (index >= 0);
-//   iota() = lanes 0, 1, ...; pow2n(n) = 2^n for integral n; frexp(x, &exponent) -> mantissa in [0.5, 1).
+//   iota() = lanes 0, 1, ...; pow2n(n) = 2^n for integral n; frexp(x, &exponent) -> mantissa in [0.5, 1);
+//   expand(packed, bits): lane i set by bit i of `bits` takes the next packed value (fp32, or bf16 widened),
+//     the others 0, reading exactly popcount(bits) values; compress(v, bits): the lanes set in `bits`, in
+//     order, moved to the low lanes (the rest unspecified) -- store them with store_partial(p, popcount).
 #pragma once
 
 // Every level gets its own namespace, so the builds of one kernel never share a symbol. Level 3 is the

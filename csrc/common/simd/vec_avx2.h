@@ -4,9 +4,35 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace apt_fast {
 namespace APT_SIMD_NS {
+
+// Lane permutations of expand / compress for each 8-bit lane mask: expand[bits][lane] = which packed value lane
+// takes (7 where its bit is clear: lane 7 of a load of fewer than 8 values is zero); compress[bits][j] = the
+// lane of the j-th set bit.
+struct LanePermutes {
+  int32_t expand[256][8];
+  int32_t compress[256][8];
+};
+
+constexpr LanePermutes make_lane_permutes() {
+  LanePermutes t{};
+  for (int bits = 0; bits < 256; ++bits) {
+    int next = 0;
+    for (int lane = 0; lane < 8; ++lane) {
+      t.expand[bits][lane] = 7;
+      if ((bits >> lane) & 1) {
+        t.expand[bits][lane] = next;
+        t.compress[bits][next++] = lane;
+      }
+    }
+  }
+  return t;
+}
+
+alignas(32) inline constexpr LanePermutes kLanePermutes = make_lane_permutes();
 
 struct Vec {
   using Mask = __m256;
@@ -85,6 +111,25 @@ struct Vec {
     *exponent = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(biased, _mm256_set1_epi32(0xFF))), _mm256_set1_ps(126.0f));
     __m256i mantissa = _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x807FFFFF)), _mm256_set1_epi32(0x3F000000));
     return _mm256_castsi256_ps(mantissa);
+  }
+  static __m256i lanes_below(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static __m256i permute(const int32_t* table, unsigned bits) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(table + 8 * (bits & 0xFF)));
+  }
+  static Vec expand(const float* packed, unsigned bits) {
+    const __m256 values = _mm256_maskload_ps(packed, lanes_below(__builtin_popcount(bits & 0xFF)));
+    return _mm256_permutevar8x32_ps(values, permute(&kLanePermutes.expand[0][0], bits));
+  }
+  static Vec expand(const uint16_t* packed, unsigned bits) {
+    alignas(16) uint16_t buffer[size] = {};
+    std::memcpy(buffer, packed, 2 * __builtin_popcount(bits & 0xFF));
+    const __m256 values = load(buffer).v;
+    return _mm256_permutevar8x32_ps(values, permute(&kLanePermutes.expand[0][0], bits));
+  }
+  static Vec compress(Vec v, unsigned bits) {
+    return _mm256_permutevar8x32_ps(v.v, permute(&kLanePermutes.compress[0][0], bits));
   }
   static Vec iota() { return _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7); }
   static Vec round(Vec x) { return _mm256_round_ps(x.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }

@@ -66,6 +66,14 @@ struct Vec {
     *exponent = _mm512_add_ps(_mm512_getexp_ps(x.v), _mm512_set1_ps(1.0f));
     return _mm512_mul_ps(_mm512_getmant_ps(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src), _mm512_set1_ps(0.5f));
   }
+  static Vec expand(const float* packed, unsigned bits) {
+    return _mm512_maskz_expandloadu_ps(static_cast<Mask>(bits), packed);
+  }
+  static Vec expand(const uint16_t* packed, unsigned bits) {  // VBMI2 word expand, then bf16 -> fp32
+    __m256i halves = _mm256_maskz_expandloadu_epi16(static_cast<Mask>(bits), packed);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
+  }
+  static Vec compress(Vec v, unsigned bits) { return _mm512_maskz_compress_ps(static_cast<Mask>(bits), v.v); }
   static Vec iota() { return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
   static Vec round(Vec x) { return _mm512_roundscale_ps(x.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 };

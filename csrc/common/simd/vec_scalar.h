@@ -108,6 +108,21 @@ struct Vec {
     for (float lane : v) m = lane > m ? lane : m;
     return m;
   }
+  template <class T>
+  static Vec expand(const T* packed, unsigned bits) {
+    Vec r;
+    for (int i = 0; i < size; ++i) r.v[i] = (bits >> i) & 1 ? to_float(*packed++) : 0.0f;
+    return r;
+  }
+  static float to_float(float x) { return x; }
+  static float to_float(uint16_t h) { return bf16_to_float(h); }
+  static Vec compress(Vec v, unsigned bits) {
+    Vec r(0.0f);
+    int next = 0;
+    for (int i = 0; i < size; ++i)
+      if ((bits >> i) & 1) r.v[next++] = v.v[i];
+    return r;
+  }
   static Vec iota() {
     Vec r;
     for (int i = 0; i < size; ++i) r.v[i] = static_cast<float>(i);
