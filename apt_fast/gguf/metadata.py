@@ -43,6 +43,7 @@ HYPERPARAMETERS = (
     ("dbc_threshold", "dbc_dac.threshold", "float64", False),
     ("dbc_iterations", "dbc_dac.iterations", "uint32", False),
     ("dbc_stochastic_low_rank", "dbc_dac.stochastic_low_rank", "bool", False),
+    ("head_dim", "attention.key_length", "uint32", False),
 )
 _TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id")
 _PYTHON_TYPES = {"uint32": int, "int32": int, "float64": (float, int), "bool": bool, "string": str}

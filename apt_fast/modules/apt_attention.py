@@ -33,10 +33,11 @@ class FusedAPTAttention(nn.Module):
             if hasattr(source, name):
                 setattr(self, name, getattr(source, name))
         self.embed_dim = self.q_proj.in_features
-        if self.embed_dim % num_heads != 0:
-            raise ValueError(f"num_heads ({num_heads}) must divide the embedding width ({self.embed_dim})")
+        width = self.q_proj.out_features  # H·d: D, or less after structured head pruning
+        if width % num_heads != 0:
+            raise ValueError(f"num_heads ({num_heads}) must divide the attention width ({width})")
         self.num_heads = num_heads
-        self.head_dim = self.embed_dim // num_heads
+        self.head_dim = width // num_heads
         self.epsilon = epsilon
         self.dropout = dropout
         self.use_autopoietic = use_autopoietic
@@ -56,7 +57,7 @@ class FusedAPTAttention(nn.Module):
                             key_padding_mask=key_padding_mask, use_autopoietic=self.use_autopoietic,
                             dropout_p=self.dropout if self.training else 0.0)  # [B, H, T, d]
         batch, _, length, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(batch, length, self.embed_dim)), None
+        return self.out_proj(out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)), None
 
     def extra_repr(self) -> str:
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, epsilon={self.epsilon}, "

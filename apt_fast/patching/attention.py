@@ -46,9 +46,9 @@ def _settings(module: nn.Module) -> Dict[str, object]:
         raise ValueError("epsilon (or eps) attribute missing")
     dropout = getattr(module, "dropout", 0.0)
     dropout = dropout.p if isinstance(dropout, nn.Dropout) else float(dropout)
-    width = module.q_proj.in_features
+    width = module.q_proj.out_features  # H·d: the embedding width, or less after structured head pruning
     if width % num_heads != 0:
-        raise ValueError(f"num_heads ({num_heads}) must divide the embedding width ({width})")
+        raise ValueError(f"num_heads ({num_heads}) must divide the attention width ({width})")
     if module.sr_conv1.kernel_size != (1, 1) or module.sr_conv1.in_channels != 1 or module.sr_conv2.out_channels != 1:
         raise ValueError("sr_conv1 / sr_conv2 must be 1x1 convolutions 1 -> Hd -> 1")
     return dict(num_heads=num_heads, epsilon=float(epsilon), dropout=dropout,

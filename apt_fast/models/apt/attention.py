@@ -15,10 +15,12 @@ from apt_fast.reference.apt_attention import autopoietic_attention_ref
 class AutopoieticAttention(nn.Module):
     """Multi-head attention with the autopoietic transform of APT_SPEC.md §2 (batch-first).
 
-    Parameters (upstream names, in state_dict order): ``tau`` [1], ``q_proj``/``k_proj``/``v_proj``/
-    ``out_proj`` (Linear D→D with bias), ``sr_conv1`` (Conv2d 1→Hd, 1x1), ``sr_layernorm``
-    (LayerNorm(Hd), kept for checkpoint compatibility but never used, so it never gets a gradient)
-    and ``sr_conv2`` (Conv2d Hd→1, 1x1), where Hd = max(16, D // sr_ratio).
+    Parameters (upstream names, in state_dict order): ``tau`` [1], ``q_proj``/``k_proj``/``v_proj``
+    (Linear D→H·d with bias), ``out_proj`` (Linear H·d→D with bias), ``sr_conv1`` (Conv2d 1→Hd, 1x1),
+    ``sr_layernorm`` (LayerNorm(Hd), kept for checkpoint compatibility but never used, so it never gets a
+    gradient) and ``sr_conv2`` (Conv2d Hd→1, 1x1), where Hd = max(16, D // sr_ratio). The head width d is
+    ``head_dim``, by default D // H (upstream: H·d = D); structured head pruning leaves fewer heads of the
+    same width, H·d < D.
     """
 
     def __init__(
@@ -26,6 +28,7 @@ class AutopoieticAttention(nn.Module):
         embed_dim: int,
         num_heads: int,
         *,
+        head_dim: int | None = None,
         dropout: float = 0.0,
         epsilon: float = 1e-6,
         init_tau: float = 1.0,
@@ -33,20 +36,21 @@ class AutopoieticAttention(nn.Module):
         use_autopoietic: bool = True,
     ):
         super().__init__()
-        if embed_dim % num_heads != 0:
+        if head_dim is None and embed_dim % num_heads != 0:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         self.embed_dim = embed_dim
         self.num_heads = num_heads
-        self.head_dim = embed_dim // num_heads
+        self.head_dim = embed_dim // num_heads if head_dim is None else head_dim
+        inner = num_heads * self.head_dim
         self.dropout = dropout
         self.epsilon = epsilon
         self.use_autopoietic = use_autopoietic
         hidden = max(16, embed_dim // sr_ratio)
         self.tau = nn.Parameter(torch.full((1,), float(init_tau)))
-        self.q_proj = nn.Linear(embed_dim, embed_dim)
-        self.k_proj = nn.Linear(embed_dim, embed_dim)
-        self.v_proj = nn.Linear(embed_dim, embed_dim)
-        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        self.q_proj = nn.Linear(embed_dim, inner)
+        self.k_proj = nn.Linear(embed_dim, inner)
+        self.v_proj = nn.Linear(embed_dim, inner)
+        self.out_proj = nn.Linear(inner, embed_dim)
         self.sr_conv1 = nn.Conv2d(1, hidden, kernel_size=1)
         self.sr_layernorm = nn.LayerNorm(hidden)
         self.sr_conv2 = nn.Conv2d(hidden, 1, kernel_size=1)
@@ -95,5 +99,5 @@ class AutopoieticAttention(nn.Module):
             dropout_p=self.dropout if self.training else 0.0,
         )
         batch, _, length, _ = out.shape
-        out = self.out_proj(out.transpose(1, 2).reshape(batch, length, self.embed_dim))  # [B, T, D]
+        out = self.out_proj(out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim))  # [B, T, D]
         return out, (probs.mean(dim=1) if need_weights else None)

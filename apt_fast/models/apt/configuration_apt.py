@@ -27,7 +27,10 @@ class APTConfig(PretrainedConfig):
     * ``taylor_parameters``: register APTLargeModel's ``taylor_epsilon`` / ``taylor_alpha`` 0-dim
       parameters (unused in forward, first in the state_dict);
     * ``dbc_stochastic_low_rank``: with ``use_dbc_dac``, also run upstream's random low-rank gradient
-      projection (spec §4), a defect kept only for bit-compatible training runs.
+      projection (spec §4), a defect kept only for bit-compatible training runs;
+    * ``head_dim``: the width of each attention head; None (upstream) means d_model // num_heads. Structured
+      head pruning (``apt_fast.pruning``) sets it, so that fewer heads of the original width, num_heads x
+      head_dim < d_model, describe the smaller q/k/v/out projections.
 
     A keyword that is no field is checked (:mod:`.config_keys`): another model's name for a field
     (``num_layers``, ``n_heads``, ...) or a near miss is a ValueError naming the field meant; transformers'
@@ -65,6 +68,7 @@ class APTConfig(PretrainedConfig):
     dbc_iterations: int = 1
     taylor_parameters: bool = False
     dbc_stochastic_low_rank: bool = False
+    head_dim: int | None = None
     is_encoder_decoder: bool = True
     tie_word_embeddings: bool = True
 
@@ -82,10 +86,13 @@ class APTConfig(PretrainedConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"APTConfig.{name} must be an int >= 0, got {value!r}")
-        if self.d_model % self.num_heads != 0:
+        if self.head_dim is None and self.d_model % self.num_heads != 0:
             raise ValueError(
                 f"APTConfig.d_model must be divisible by num_heads ({self.num_heads}), got {self.d_model}"
             )
+        if self.head_dim is not None and (not isinstance(self.head_dim, int) or isinstance(self.head_dim, bool)
+                                          or self.head_dim < 1):
+            raise ValueError(f"APTConfig.head_dim must be None or a positive int, got {self.head_dim!r}")
         if self.d_model % 2 != 0:
             raise ValueError(f"APTConfig.d_model must be even (sin/cos positional encoding), got {self.d_model}")
         if not 0.0 <= self.dropout < 1.0:
@@ -99,6 +106,11 @@ class APTConfig(PretrainedConfig):
             raise ValueError(
                 f"APTConfig.pad_token_id must be None or in [0, {self.vocab_size}), got {self.pad_token_id}"
             )
+
+    @property
+    def attention_head_dim(self) -> int:
+        """The width of each attention head: ``head_dim``, or d_model // num_heads when it is None."""
+        return self.head_dim if self.head_dim is not None else self.d_model // self.num_heads
 
     @property
     def sr_hidden_dim(self) -> int:

@@ -47,6 +47,7 @@ def _attention(config: APTConfig) -> AutopoieticAttention:
     return AutopoieticAttention(
         config.d_model,
         config.num_heads,
+        head_dim=config.attention_head_dim,
         dropout=config.dropout,
         epsilon=config.epsilon,
         init_tau=config.init_tau,

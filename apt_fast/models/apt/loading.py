@@ -16,8 +16,9 @@ Formats, detected from the path:
   types are dequantized to float32.
 
 Pickled files are read with ``torch.load(weights_only=True)``: a checkpoint never runs code. Pruned
-weights (``*.weight_orig`` / ``*.weight_mask``) load as weight = orig * mask. Shapes give vocab_size,
-d_model, max_seq_len, the layer counts, d_ff and sr_ratio; **num_heads and epsilon cannot be
+weights (``*.weight_orig`` / ``*.weight_mask``) load as weight = orig * mask, and apt_fast.pruning's masked
+layers (``*.weight`` / ``*.weight_mask``) as weight * mask: a plain model with the zeros, no masks attached.
+Shapes give vocab_size, d_model, max_seq_len, the layer counts, d_ff and sr_ratio; **num_heads and epsilon cannot be
 inferred and must be in the config** (or in ``config_overrides``), never guessed. Missing optional
 fields take the defaults of the upstream config class that wrote the format (upstream APTConfig for
 directories and CheckpointManager files, APTModelConfiguration for HLBD files). Every problem raises
@@ -96,21 +97,41 @@ def _read_config_json(path: str) -> dict:
     return config
 
 
+def _pruning_mask(mask_key: str, mask: Tensor, weight: Tensor, source: str) -> Tensor:
+    """``mask`` (``mask_key`` in the checkpoint) as ``weight``'s dtype, checked to fit it: the same shape, and only
+    0 and 1 (or bool)."""
+    if tuple(mask.shape) != tuple(weight.shape):
+        raise CheckpointError(f"{source}: pruning mask {mask_key} must have the shape of its weight, "
+                              f"{tuple(weight.shape)}, got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+        raise CheckpointError(f"{source}: pruning mask {mask_key} must hold only 0 and 1, got values such as "
+                              f"{mask[(mask != 0) & (mask != 1)].flatten()[0].item()}")
+    return mask.to(weight.dtype)
+
+
 def merge_pruned_weights(state_dict: dict[str, Tensor], source: str) -> dict[str, Tensor]:
-    """Replace each ``X_orig`` / ``X_mask`` pair (torch.nn.utils.prune) by ``X = X_orig * X_mask``."""
-    merged = {}
+    """Replace each ``X_orig`` / ``X_mask`` pair (torch.nn.utils.prune) by ``X = X_orig * X_mask``, and apply an
+    ``X_mask`` kept next to ``X`` (apt_fast.pruning's layout, X already zero where pruned; the tied output
+    projection's mask applies to the embedding stored for both) as ``X = X * X_mask``. The model gets plain
+    weights with zeros where the masks are 0; a mask that does not fit its weight is an error."""
+    merged, masks = {}, {}
     for key, value in state_dict.items():
-        if key.endswith("_mask") and key[: -len("_mask")] + "_orig" in state_dict:
-            continue
         if key.endswith("_orig"):
             base = key[: -len("_orig")]
             if base + "_mask" not in state_dict:
                 raise CheckpointError(f"{source}: pruned weight {key} has no {base}_mask")
-            merged[base] = value * state_dict[base + "_mask"].to(value.dtype)
-        elif key.endswith("_mask") and key.endswith("weight_mask"):
-            raise CheckpointError(f"{source}: pruning mask {key} has no {key[: -len('_mask')]}_orig")
+            merged[base] = value * _pruning_mask(base + "_mask", state_dict[base + "_mask"], value, source)
+        elif key.endswith("_mask") and key[: -len("_mask")] + "_orig" in state_dict:
+            continue
+        elif key.endswith("weight_mask"):
+            masks[key] = key[: -len("_mask")]
         else:
             merged[key] = value
+    for key, base in masks.items():
+        target = _EMBEDDING if base == _OUTPUT and base not in merged and _EMBEDDING in merged else base
+        if target not in merged:
+            raise CheckpointError(f"{source}: pruning mask {key} has no {base}_orig and no {base}")
+        merged[target] = merged[target] * _pruning_mask(key, state_dict[key], merged[target], source)
     return merged
 
 

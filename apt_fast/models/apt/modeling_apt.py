@@ -99,6 +99,8 @@ class APTModel(APTPreTrainedModel):
     """
 
     _tied_weights_keys = {"output_projection.weight": "token_embedding.weight"}
+    # apt_fast.pruning's masks, saved next to their weights (zeros where pruned): the weights load without them
+    _keys_to_ignore_on_load_unexpected = [r"\.weight_mask$"]
     tokenizer = None
 
     def __init__(self, config: APTConfig):

@@ -203,5 +203,5 @@ def test_bad_input(change, message):
 def test_module_rejects_heads_that_do_not_divide_the_width():
     from apt_fast.modules import FusedAPTAttention
 
-    with pytest.raises(ValueError, match=r"num_heads \(3\) must divide the embedding width \(8\)"):
+    with pytest.raises(ValueError, match=r"num_heads \(3\) must divide the attention width \(8\)"):
         FusedAPTAttention(AutopoieticAttention(8, 2), num_heads=3, epsilon=0.08, dropout=0.0, use_autopoietic=True)
