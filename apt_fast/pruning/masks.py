@@ -76,7 +76,10 @@ def attach_mask(module: nn.Linear, mask: Tensor) -> None:  # mask [N, K] bool, T
     if handle is None or weight not in _MASKED:  # first mask, or a new weight Parameter since the last one
         if handle is not None:
             handle.remove()
+        frozen = not weight.requires_grad  # a frozen weight gets the hook too, for when it is trained later
+        weight.requires_grad_(True)
         setattr(module, _GRADIENT_HOOK, weight.register_hook(partial(_mask_gradient, weakref.ref(module))))
+        weight.requires_grad_(not frozen)
     _MASKED[weight] = weakref.ref(module)
     if _step_hook is None:
         _step_hook = register_optimizer_step_post_hook(_remask_after_step)

@@ -68,7 +68,7 @@ class PruneReport:
         by_reason: Dict[str, List[str]] = {}
         for path, reason in self.skipped:
             by_reason.setdefault(reason, []).append(path or "<root>")
-        lines += [f"  skipped  {', '.join(paths)}: {reason}" for reason, paths in by_reason.items()]
+        lines += [f"  skipped  {reason} ({len(paths)}): {', '.join(paths)}" for reason, paths in by_reason.items()]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
