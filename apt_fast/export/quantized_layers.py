@@ -24,7 +24,8 @@ from ..modules.quantized_linear import Int8Linear, QuantizedEmbedding, Quantized
 
 def export_state(model: nn.Module) -> dict:
     """``model.state_dict()`` in its order, except that a quantized layer is ``<path>.weight``: the layer itself
-    (its weight is read only when written) and its bias, and a QuantizedEmbedding's weight is its projection."""
+    (its weight is read only when written) and its bias, a QuantizedEmbedding's weight is its projection, and a
+    pruned layer's mask is left out (its weight is written dense, with the zeros)."""
     state = {}
     for path, module in model.named_modules():
         prefix = f"{path}." if path else ""
@@ -36,6 +37,7 @@ def export_state(model: nn.Module) -> dict:
             state[prefix + "weight"] = module.projection
         else:
             module._save_to_state_dict(state, prefix, keep_vars=False)
+            state.pop(prefix + "weight_mask", None)  # apt_fast.pruning's mask: the weight holds the zeros already
     return state
 
 
