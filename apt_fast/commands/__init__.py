@@ -12,6 +12,8 @@ from . import (
     generate,
     import_gguf,
     info,
+    prune,
+    prune_finetune,
     quantize,
     train,
 )
@@ -19,4 +21,4 @@ from . import (
 COMMANDS = [info, bench]
 COMMANDS += [fine_tune, train, evaluate, chat, distill, demo]
 COMMANDS += [export_gguf, export_ollama, import_gguf, generate]
-COMMANDS += [quantize]
+COMMANDS += [quantize, prune, prune_finetune]

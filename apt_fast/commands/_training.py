@@ -36,16 +36,21 @@ def add_data_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig) -
                         help="tokens per source/target; longer samples are truncated and counted (default %(default)s)")
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig, save_path: str) -> None:
-    """The guide's options (with ``defaults``) plus the engine's: seed, resume, schedule, bf16, ..."""
+def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig, save_path: str, *,
+                           epochs_flag: str = "--epochs", epochs_help: str = "", resumable: bool = True) -> None:
+    """The guide's options (with ``defaults``) plus the engine's: seed, resume, schedule, bf16, ...
+    ``epochs_flag``: the name of the epochs option (its dest stays ``epochs``), ``epochs_help`` what it counts;
+    ``resumable=False`` leaves out --resume (a command that runs several trainings)."""
     add_data_arguments(parser, defaults)
     parser.add_argument("--val-data-path", metavar="FILE", help="validation data (same formats): evaluation "
                         "every --eval-steps, early stopping and the best model")
     parser.add_argument("--save-path", default=save_path, metavar="DIR", help="output directory (default %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace a model already in --save-path")
-    parser.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
-                        help="continue from the newest checkpoint in --save-path, or from CHECKPOINT")
-    parser.add_argument("--epochs", type=int_at_least(1), default=defaults.epochs, help="default %(default)s")
+    if resumable:
+        parser.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
+                            help="continue from the newest checkpoint in --save-path, or from CHECKPOINT")
+    parser.add_argument(epochs_flag, dest="epochs", type=int_at_least(1), default=defaults.epochs,
+                        help=f"{epochs_help}default %(default)s")
     parser.add_argument("--batch-size", type=int_at_least(1), default=defaults.batch_size,
                         help="global batch, split over torchrun processes (default %(default)s)")
     parser.add_argument("--gradient-accumulation-steps", type=int_at_least(1),
@@ -95,7 +100,7 @@ def check_save_path(args: argparse.Namespace) -> None:
     from ..train.checkpointing import CheckpointStore
 
     if not args.overwrite:
-        CheckpointStore(args.save_path).prepare(overwrite=False, resuming=args.resume is not None)
+        CheckpointStore(args.save_path).prepare(overwrite=False, resuming=getattr(args, "resume", None) is not None)
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -31,7 +31,7 @@ ARGUMENT_KINDS = {
     "save_path": Kind.OUTPUT_DIR, "output_dir": Kind.OUTPUT_DIR, "workdir": Kind.OUTPUT_DIR,
     "output": Kind.OUTPUT_FILE, "json": Kind.OUTPUT_FILE,
     "model_path": Kind.MODEL, "teacher": Kind.MODEL, "student": Kind.MODEL,
-    "data_path": Kind.DATA, "val_data_path": Kind.DATA,
+    "data_path": Kind.DATA, "val_data_path": Kind.DATA, "calibration_data": Kind.DATA,
     "config": Kind.JSON, "student_config": Kind.JSON,
     "input": Kind.GGUF,
 }

@@ -18,16 +18,20 @@ def add_parser(subparsers) -> None:
                     "`torchrun --nproc-per-node N -m apt_fast.cli fine-tune ...`.")
     parser.add_argument("--model-path", required=True, metavar="PATH", help="the pretrained model (any APT checkpoint)")
     add_training_arguments(parser, TrainConfig(), save_path="apt_model_finetuned")
+    add_freeze_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def add_freeze_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freeze-embeddings", action="store_true",
                         help="freeze the token embedding (tied to the output projection)")
     parser.add_argument("--freeze-encoder-layers", type=int_at_least(0), metavar="N",
                         help="freeze the first N encoder layers")
     parser.add_argument("--freeze-decoder-layers", type=int_at_least(0), metavar="N",
                         help="freeze the first N decoder layers")
-    parser.set_defaults(run=run)
 
 
-def _freeze(finetuner, args: argparse.Namespace) -> None:
+def freeze(finetuner, args: argparse.Namespace) -> None:
     """Freeze what the flags ask for; a count beyond the model's layers is an error naming the flag."""
     from ..train.freezing import FreezeCountError
 
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     config = train_config_from_args(args)
     with training_runtime(args) as runtime:
         finetuner = FineTuner(args.model_path, runtime=runtime)
-        _freeze(finetuner, args)
+        freeze(finetuner, args)
         finetuner.fine_tune(args.data_path, args.val_data_path, args.save_path, max_samples=args.max_samples,
                             resume=args.resume, overwrite=args.overwrite, config=config,
                             progress_bar=show_progress(args))

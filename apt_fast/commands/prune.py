@@ -1,0 +1,62 @@
+"""`apt-fast prune`: prune a model's linear layers (apt_fast.prune), print the per-layer sparsity table and save the
+pruned model with sparsity.png, its per-layer sparsity bars."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ._pruning import (
+    PLOT_FILE,
+    add_pruning_arguments,
+    calibration_path,
+    prune_model,
+    pruning_config,
+    refuse_existing_output,
+)
+from ._training import int_at_least
+from .import_gguf import MODEL_FILES
+from .quantize import _size, _weights_file
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "prune", help="prune a model's linear layers and save it with sparsity.png (apt_fast.prune)",
+        description="Prune the model's nn.Linear layers by --prune-type, print the per-layer sparsity table and "
+                    "save the pruned model (an ordinary model with zeros where weights were pruned; structured "
+                    "pruning saves a smaller one) and its tokenizer to --output-dir, with sparsity.png, a bar per "
+                    "layer. The output projection tied to the input embedding is pruned only with "
+                    "--embedding-ratio (magnitude).")
+    parser.add_argument("--model-path", required=True, metavar="PATH", help="the model (any APT checkpoint or .gguf)")
+    parser.add_argument("--output-dir", required=True, metavar="DIR",
+                        help="where the model and sparsity.png go (created when missing)")
+    add_pruning_arguments(parser, type_required=True,
+                          calibration_help="taylor, wanda: the data their scores are measured on (the training "
+                                           "data formats)")
+    parser.add_argument("--max-length", type=int_at_least(2), default=128, metavar="N",
+                        help="taylor, wanda: tokens per calibration source/target (default %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a model already in --output-dir")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pruning import remove_masks
+    from ..train.checkpointing import save_model
+    from ..train.inputs import load_pretrained
+    from ..train.sparsity_plot import render_sparsity_plot, write_plot
+
+    config = pruning_config(args)
+    refuse_existing_output("--output-dir", args.output_dir, args.overwrite, (*MODEL_FILES, PLOT_FILE))
+    model, tokenizer = load_pretrained(args.model_path)
+    report = prune_model(model, tokenizer, config, args, calibration=calibration_path(args),
+                         max_length=args.max_length, batch_size=16)
+    print(report.table())
+    png = render_sparsity_plot([(x.name, x.sparsity) for x in report.layers], report.sparsity,
+                               f"apt-fast prune --prune-type {args.prune_type}: {args.model_path}")
+    remove_masks(model)
+    save_model(model, args.output_dir, tokenizer)
+    write_plot(os.path.join(args.output_dir, PLOT_FILE), png)
+    source, written = _weights_file(args.model_path), os.path.join(args.output_dir, "model.safetensors")
+    print(f"weights file: {_size(os.path.getsize(source), os.path.getsize(written))}: {source} -> {written}")
+    print(f"wrote {args.output_dir} ({PLOT_FILE}: per-layer sparsity; tokenizer: {type(tokenizer).__name__})")
+    return 0
