@@ -14,22 +14,16 @@ row-major weight layout ([N, K] int8 or FP8 bytes, scales [N, groups]).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import triton
 import triton.language as tl
 
+from .rounding import bf16_round
+
 INT8_CODE = tl.constexpr(0)
 E4M3 = tl.constexpr(1)
-
-
-@triton.jit
-def _bf16_round(x):
-    """x rounded to the nearest bf16 (ties to even), kept in fp32."""
-    bits = x.to(tl.int32, bitcast=True)
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & -65536  # -65536 = 0xFFFF0000
-    return bits.to(tl.float32, bitcast=True)
 
 
 @triton.jit
@@ -143,7 +137,7 @@ def _fp8_linear_kernel(x_ptr, codes_ptr, scales_ptr, bias_ptr, y_ptr, M, N, K, s
                         other=0.0).to(tl.float32)
             codes = tl.load(codes_ptr + cols[:, None] * K + k[None, :], mask=(cols[:, None] < N) & k_ok[None, :],
                             other=0)
-            x = _bf16_round(x)
+            x = bf16_round(x)
             w = _fp8_values(codes, FORMAT)  # [BLOCK_N, BLOCK_K], exact
             if BF16_DOT:
                 acc += tl.dot(x.to(tl.bfloat16), tl.trans(w.to(tl.bfloat16)))
@@ -212,17 +206,26 @@ def _block_k(group_size: int) -> int:
     return 32 if group_size % 64 else 64
 
 
+def quantize_rows_triton(rows: torch.Tensor, activation_bits: int,
+                         group_size: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """rows [M, K] fp32|bf16 (unit column stride) quantized per group as int8_linear does: (high [M, K] int8, low
+    [M, K] int8 for 16 bits (else a [1, 1] placeholder), scale [M, K / group_size] fp32)."""
+    m, k = rows.shape
+    high = torch.empty((m, k), dtype=torch.int8, device=rows.device)
+    low = torch.empty((m, k) if activation_bits == 16 else (1, 1), dtype=torch.int8, device=rows.device)
+    groups = k // group_size
+    a_scale = torch.empty((m, groups), dtype=torch.float32, device=rows.device)
+    if m:
+        _quantize_rows_kernel[(m, groups)](rows, high, low, a_scale, k, rows.stride(0), group_size, groups,
+                                           BITS=activation_bits, BLOCK_K=min(1024, triton.next_power_of_2(group_size)))
+    return high, low, a_scale
+
+
 def int8_linear_triton(x: torch.Tensor, q: torch.Tensor, scales: torch.Tensor, bias: Optional[torch.Tensor],
                        out_features: int, group_size: int, activation_bits: int) -> torch.Tensor:
     rows = x.reshape(-1, x.shape[-1]).contiguous()  # [M, K]
     m, k = rows.shape
-    high = torch.empty((m, k), dtype=torch.int8, device=x.device)
-    low = torch.empty((m, k) if activation_bits == 16 else (1, 1), dtype=torch.int8, device=x.device)
-    groups = k // group_size
-    a_scale = torch.empty((m, groups), dtype=torch.float32, device=x.device)
-    if m:
-        _quantize_rows_kernel[(m, groups)](rows, high, low, a_scale, k, rows.stride(0), group_size, groups,
-                                           BITS=activation_bits, BLOCK_K=min(1024, triton.next_power_of_2(group_size)))
+    high, low, a_scale = quantize_rows_triton(rows, activation_bits, group_size)
     y = torch.empty((m, out_features), dtype=x.dtype, device=x.device)
     block_m, block_n = 16, 32
     grid = (triton.cdiv(m, block_m), triton.cdiv(out_features, block_n))
