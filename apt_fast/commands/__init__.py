@@ -12,6 +12,7 @@ from . import (
     generate,
     import_gguf,
     info,
+    lottery_ticket,
     prune,
     prune_finetune,
     quantize,
@@ -21,4 +22,4 @@ from . import (
 COMMANDS = [info, bench]
 COMMANDS += [fine_tune, train, evaluate, chat, distill, demo]
 COMMANDS += [export_gguf, export_ollama, import_gguf, generate]
-COMMANDS += [quantize, prune, prune_finetune]
+COMMANDS += [quantize, prune, prune_finetune, lottery_ticket]
