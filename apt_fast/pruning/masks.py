@@ -8,9 +8,13 @@ tied to an embedding is masked once, through the linear layer. Three things keep
 * a gradient hook on the weight zeroes the gradient there (so gradient clipping and optimizer state see no
   gradient for pruned weights);
 * after every ``optimizer.step()`` of any torch optimizer, the masked weights among that optimizer's parameters
-  are zeroed again (a global ``torch.optim`` step post-hook, registered once, that touches only parameters
+  are zeroed again (a global ``torch.optim`` step post-hook, registered once, that touches only the weights
   registered here). This is what undoes AdamW's update from momentum gathered before pruning; weight decay alone
   keeps a zero at zero.
+
+The weight is registered (gradient hook, post-step re-masking) when the mask is attached and again, if needed,
+before each forward of the layer (a forward pre-hook): a deep copy of the model, or a weight Parameter replaced
+since, is masked from its first forward on.
 
 ``apt_fast.load`` reads the ``weight_mask`` keys back as weight * mask (a plain model with the zeros).
 ``remove_masks(model)`` makes the pruning permanent: the buffers and hooks go, the zeros stay.
@@ -28,9 +32,8 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.weak import WeakIdKeyDictionary
 
 MASK = "weight_mask"  # the buffer's name, and the state_dict key suffix after "<path>."
-_GRADIENT_HOOK = "_apt_prune_gradient_hook"
 
-_MASKED: WeakIdKeyDictionary = WeakIdKeyDictionary()  # weight Parameter -> weakref to its masked module
+_MASKED: WeakIdKeyDictionary = WeakIdKeyDictionary()  # weight Parameter -> (weakref to its layer, gradient hook)
 _step_hook = None  # the RemovableHandle of the global optimizer hook, registered on first use
 
 
@@ -39,9 +42,13 @@ def mask_of(module: nn.Module) -> Optional[Tensor]:
     return module._buffers.get(MASK)
 
 
-def _mask_gradient(module_ref: weakref.ref, grad: Tensor) -> Tensor:
+def _layer_mask(module_ref: weakref.ref) -> Optional[Tensor]:
     module = module_ref()
-    mask = None if module is None else mask_of(module)
+    return None if module is None else mask_of(module)
+
+
+def _mask_gradient(module_ref: weakref.ref, grad: Tensor) -> Tensor:
+    mask = _layer_mask(module_ref)
     return grad if mask is None else grad.masked_fill(~mask, 0)
 
 
@@ -51,16 +58,37 @@ def _remask_after_step(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
         return
     for group in optimizer.param_groups:
         for param in group["params"]:
-            module_ref = _MASKED.get(param)
-            module = None if module_ref is None else module_ref()
-            mask = None if module is None else mask_of(module)
+            entry = _MASKED.get(param)
+            mask = None if entry is None else _layer_mask(entry[0])
             if mask is not None:
                 param.masked_fill_(~mask, 0)
 
 
+def _register(module: nn.Module) -> None:
+    """Register ``module.weight`` for gradient masking and post-step re-masking, unless it is already."""
+    global _step_hook
+    weight = module.weight
+    entry = _MASKED.get(weight)
+    if entry is not None and entry[0]() is module:
+        return
+    if entry is not None:
+        entry[1].remove()
+    frozen = not weight.requires_grad  # a frozen weight gets the hook too, for when it is trained later
+    weight.requires_grad_(True)
+    handle = weight.register_hook(partial(_mask_gradient, weakref.ref(module)))
+    weight.requires_grad_(not frozen)
+    _MASKED[weight] = (weakref.ref(module), handle)
+    if _step_hook is None:
+        _step_hook = register_optimizer_step_post_hook(_remask_after_step)
+
+
+def _register_before_forward(module: nn.Module, args) -> None:
+    if mask_of(module) is not None:
+        _register(module)
+
+
 def attach_mask(module: nn.Linear, mask: Tensor) -> None:  # mask [N, K] bool, True = kept
     """Mask ``module.weight`` (replacing a mask it had): zero it where ``mask`` is False and keep it so."""
-    global _step_hook
     weight = module.weight
     if mask.dtype != torch.bool or tuple(mask.shape) != tuple(weight.shape):
         raise ValueError(f"mask must be bool of shape {tuple(weight.shape)} like the weight, got "
@@ -72,17 +100,9 @@ def attach_mask(module: nn.Linear, mask: Tensor) -> None:  # mask [N, K] bool, T
         module.register_buffer(MASK, mask, persistent=True)
     with torch.no_grad():
         weight.masked_fill_(~mask, 0)
-    handle = getattr(module, _GRADIENT_HOOK, None)
-    if handle is None or weight not in _MASKED:  # first mask, or a new weight Parameter since the last one
-        if handle is not None:
-            handle.remove()
-        frozen = not weight.requires_grad  # a frozen weight gets the hook too, for when it is trained later
-        weight.requires_grad_(True)
-        setattr(module, _GRADIENT_HOOK, weight.register_hook(partial(_mask_gradient, weakref.ref(module))))
-        weight.requires_grad_(not frozen)
-    _MASKED[weight] = weakref.ref(module)
-    if _step_hook is None:
-        _step_hook = register_optimizer_step_post_hook(_remask_after_step)
+    if _register_before_forward not in module._forward_pre_hooks.values():
+        module.register_forward_pre_hook(_register_before_forward)
+    _register(module)
 
 
 def masked_layers(model: nn.Module) -> Dict[str, nn.Module]:
@@ -95,11 +115,11 @@ def remove_masks(model: nn.Module) -> List[str]:
     Returns the paths of the layers that had a mask."""
     removed = []
     for path, module in masked_layers(model).items():
-        handle = getattr(module, _GRADIENT_HOOK, None)
-        if handle is not None:
-            handle.remove()
-            delattr(module, _GRADIENT_HOOK)
+        entry = _MASKED.pop(module.weight, None)
+        if entry is not None:
+            entry[1].remove()
+        for key in [k for k, hook in module._forward_pre_hooks.items() if hook is _register_before_forward]:
+            del module._forward_pre_hooks[key]
         del module._buffers[MASK]
-        _MASKED.pop(module.weight, None)
         removed.append(path)
     return removed

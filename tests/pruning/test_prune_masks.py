@@ -5,6 +5,7 @@ not fit its weight."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -175,3 +176,21 @@ def test_load_refuses_upstream_masks_that_do_not_fit(make_apt, tmp_path):
     torch.save(state, tmp_path / "model.pt")
     loaded = _load(tmp_path)
     assert torch.equal(loaded.encoder_layers[0].linear2.weight, weight * state["encoder_layers.0.linear2.weight_mask"])
+
+
+def test_a_deep_copy_keeps_its_masks_through_training(make_mlp):
+    model = make_mlp(40, 24, 5)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        _mlp_step(model, optimizer, generator)
+    prune(model, MagnitudePruneConfig(0.5))
+    copied = copy.deepcopy(model)
+    copied_optimizer = torch.optim.AdamW(copied.parameters(), lr=1e-2, weight_decay=0.1)
+    copied_optimizer.load_state_dict(optimizer.state_dict())  # the momentum from before pruning comes along
+    for _ in range(5):
+        _mlp_step(copied, copied_optimizer, generator)
+        assert bool((copied[0].weight.grad[~mask_of(copied[0])] == 0).all())
+        assert _pruned_are_zero(copied)
+    _mlp_step(model, optimizer, generator)
+    assert _pruned_are_zero(model)
