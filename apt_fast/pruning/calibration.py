@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import contextmanager
 from functools import partial
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -65,8 +65,9 @@ def _check_not_empty(batches: int) -> None:
 
 
 def taylor_saliency(model: nn.Module, layers: Sequence[nn.Linear], calibration: Iterable,
-                    loss_fn: Optional[Callable]) -> List[Tensor]:  # one [N, K] float32 per layer
-    """sum over batches of |w * dL/dw| for each layer's weight (frozen weights get gradients just for this)."""
+                    loss_fn: Optional[Callable]) -> Tuple[List[Tensor], int]:  # one [N, K] float32 per layer
+    """(sum over batches of |w * dL/dw| for each layer's weight, the number of batches); frozen weights get
+    gradients just for this."""
     weights = [layer.weight for layer in layers]
     saliency = [torch.zeros(w.shape, dtype=torch.float32, device=w.device) for w in weights]
     frozen = [not w.requires_grad for w in weights]
@@ -85,7 +86,7 @@ def taylor_saliency(model: nn.Module, layers: Sequence[nn.Linear], calibration: 
         for w, was_frozen in zip(weights, frozen):
             w.requires_grad_(not was_frozen)
     _check_not_empty(batches)
-    return saliency
+    return saliency, batches
 
 
 def _add_squares(sums: List[Tensor], index: int, module: nn.Module, inputs, output) -> None:
@@ -93,8 +94,9 @@ def _add_squares(sums: List[Tensor], index: int, module: nn.Module, inputs, outp
     sums[index] += x.reshape(-1, x.shape[-1]).to(torch.float32).pow(2).sum(dim=0)
 
 
-def input_column_norms(model: nn.Module, layers: Sequence[nn.Linear], calibration: Iterable) -> List[Tensor]:
-    """||x[:, k]||_2 over every token of every batch, for each layer's input (one [K] float32 per layer)."""
+def input_column_norms(model: nn.Module, layers: Sequence[nn.Linear],
+                       calibration: Iterable) -> Tuple[List[Tensor], int]:  # one [K] float32 per layer
+    """(||x[:, k]||_2 over every token of every batch for each layer's input, the number of batches)."""
     sums = [torch.zeros(layer.in_features, dtype=torch.float32, device=layer.weight.device) for layer in layers]
     handles = [layer.register_forward_hook(partial(_add_squares, sums, i)) for i, layer in enumerate(layers)]
     batches = 0
@@ -107,4 +109,4 @@ def input_column_norms(model: nn.Module, layers: Sequence[nn.Linear], calibratio
         for handle in handles:
             handle.remove()
     _check_not_empty(batches)
-    return [s.sqrt() for s in sums]
+    return [s.sqrt() for s in sums], batches

@@ -38,6 +38,12 @@ def _reason(module: nn.Module) -> str:
     return f"{name}: only nn.Linear weights are pruned"
 
 
+def _is_linear(module: nn.Module) -> bool:
+    """An nn.Linear holding a dense float weight Parameter (not a subclass that keeps packed weights)."""
+    weight = module._parameters.get("weight") if isinstance(module, nn.Linear) else None
+    return weight is not None and weight.dim() == 2 and weight.is_floating_point()
+
+
 def _has_weights(module: nn.Module) -> bool:
     return module._parameters.get("weight") is not None or "qweight" in module._buffers
 
@@ -49,7 +55,7 @@ def model_layers(model: nn.Module, filter_fn: Optional[FilterFn] = None) -> Mode
     found = ModelLayers()
     tied_weights = set()
     for path, module in model.named_modules():
-        if not isinstance(module, nn.Linear):
+        if not _is_linear(module):
             continue
         if filter_fn is not None and not filter_fn(module, path):
             found.skipped.append((path, "not selected by filter_fn"))
@@ -59,7 +65,7 @@ def model_layers(model: nn.Module, filter_fn: Optional[FilterFn] = None) -> Mode
         else:
             found.linears.append(Layer(path, module))
     for path, module in model.named_modules():
-        if isinstance(module, nn.Linear) or not _has_weights(module):
+        if _is_linear(module) or not _has_weights(module):
             continue
         if isinstance(module, nn.Embedding) and id(module.weight) in tied_weights:
             continue  # reported with the linear layer that shares its weight

@@ -12,7 +12,7 @@ from ..selection import count_to_prune, lowest_per_row
 @pruning_method(WandaPruneConfig)
 def wanda(model, config: WandaPruneConfig, calibration, layers):
     check_calibration(config, calibration)
-    norms = input_column_norms(model, [layer.module for layer in layers.linears], calibration)
+    norms, batches = input_column_norms(model, [layer.module for layer in layers.linears], calibration)
     keep = []
     for layer, norm in zip(layers.linears, norms):
         scores = scores_after_previous(layer, magnitudes(layer) * norm[None, :])  # [N, K]
@@ -20,4 +20,4 @@ def wanda(model, config: WandaPruneConfig, calibration, layers):
         keep.append((layer, ~pruned, "unstructured, Wanda, per output row"))
     skipped = list(layers.skipped) + tied_left_dense(layers, "only MagnitudePruneConfig(embedding_ratio=...) "
                                                              "prunes it")
-    return mask_layers(repr(config), keep, skipped)
+    return mask_layers(repr(config), keep, skipped, [f"input norms over {batches} calibration batch(es)"])
