@@ -14,7 +14,9 @@ tied to an embedding is masked once, through the linear layer. Three things keep
 
 The weight is registered (gradient hook, post-step re-masking) when the mask is attached and again, if needed,
 before each forward of the layer (a forward pre-hook): a deep copy of the model, or a weight Parameter replaced
-since, is masked from its first forward on.
+since, is masked from its first forward on. ``load_state_dict`` re-zeroes the pruned weights after loading (a
+post-hook), so rewinding a pruned model to dense earlier weights (lottery tickets) keeps the masks:
+``model.load_state_dict(initial_weights, strict=False)``.
 
 ``apt_fast.load`` reads the ``weight_mask`` keys back as weight * mask (a plain model with the zeros).
 ``remove_masks(model)`` makes the pruning permanent: the buffers and hooks go, the zeros stay.
@@ -87,6 +89,13 @@ def _register_before_forward(module: nn.Module, args) -> None:
         _register(module)
 
 
+@torch.no_grad()
+def _remask_after_load(module: nn.Module, incompatible_keys) -> None:
+    mask = mask_of(module)
+    if mask is not None:
+        module.weight.masked_fill_(~mask, 0)
+
+
 def attach_mask(module: nn.Linear, mask: Tensor) -> None:  # mask [N, K] bool, True = kept
     """Mask ``module.weight`` (replacing a mask it had): zero it where ``mask`` is False and keep it so."""
     weight = module.weight
@@ -102,6 +111,8 @@ def attach_mask(module: nn.Linear, mask: Tensor) -> None:  # mask [N, K] bool, T
         weight.masked_fill_(~mask, 0)
     if _register_before_forward not in module._forward_pre_hooks.values():
         module.register_forward_pre_hook(_register_before_forward)
+    if _remask_after_load not in module._load_state_dict_post_hooks.values():
+        module.register_load_state_dict_post_hook(_remask_after_load)
     _register(module)
 
 
@@ -118,8 +129,10 @@ def remove_masks(model: nn.Module) -> List[str]:
         entry = _MASKED.pop(module.weight, None)
         if entry is not None:
             entry[1].remove()
-        for key in [k for k, hook in module._forward_pre_hooks.items() if hook is _register_before_forward]:
-            del module._forward_pre_hooks[key]
+        for hooks, hook in ((module._forward_pre_hooks, _register_before_forward),
+                            (module._load_state_dict_post_hooks, _remask_after_load)):
+            for key in [k for k, value in hooks.items() if value is hook]:
+                del hooks[key]
         del module._buffers[MASK]
         removed.append(path)
     return removed

@@ -194,3 +194,19 @@ def test_a_deep_copy_keeps_its_masks_through_training(make_mlp):
         assert _pruned_are_zero(copied)
     _mlp_step(model, optimizer, generator)
     assert _pruned_are_zero(model)
+
+
+def test_rewinding_to_dense_weights_keeps_the_masks(make_mlp):
+    model = make_mlp(40, 24, 5)
+    initial = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        _mlp_step(model, optimizer, generator)
+    prune(model, MagnitudePruneConfig(0.6))
+    result = model.load_state_dict(initial, strict=False)  # rewind, as lottery-ticket pruning does
+    assert result.missing_keys == ["0.weight_mask", "2.weight_mask"] and not result.unexpected_keys
+    for layer, name in ((model[0], "0.weight"), (model[2], "2.weight")):
+        assert torch.equal(layer.weight, initial[name] * mask_of(layer))
+    _mlp_step(model, torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1), generator)
+    assert _pruned_are_zero(model)
