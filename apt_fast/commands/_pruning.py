@@ -16,7 +16,7 @@ BLOCK_SHAPES = tuple(f"{rows}x{cols}" for rows, cols in BLOCKS)
 PLOT_FILE = "sparsity.png"
 # option dest -> the prune types that take it
 SETTINGS = {"scope": ("magnitude", "taylor"), "embedding_ratio": ("magnitude",), "nm": ("nm",),
-            "block": ("block",), "target": ("structured",), "calibration_data": CALIBRATED}
+            "block": ("block",), "target": ("structured",)}
 
 
 def ratio_type(text: str) -> float:
@@ -31,17 +31,18 @@ def ratio_type(text: str) -> float:
 
 
 def add_pruning_arguments(parser: argparse.ArgumentParser, *, type_required: bool,
-                          calibration_help: str) -> None:
-    """--prune-type, --prune-ratio and each method's settings."""
+                          calibration_option: bool) -> None:
+    """--prune-type, --prune-ratio, each method's settings and --calibration-samples; with ``calibration_option``
+    --calibration-data (else taylor and wanda calibrate on the training data)."""
     parser.add_argument("--prune-ratio", required=True, type=ratio_type, metavar="R",
                         help="the share of the weights pruned, in [0, 1): of each layer (--scope layer), of all "
                              "layers together (--scope global), of the blocks (block) or of the FFN neurons or "
                              "heads (structured); nm: 1 - n/m")
     parser.add_argument("--prune-type", choices=PRUNE_TYPES, required=type_required,
                         **({} if type_required else {"default": "magnitude"}),
-                        help="magnitude: smallest |w|; taylor: smallest |w * dL/dw| on --calibration-data; "
+                        help="magnitude: smallest |w|; taylor: smallest |w * dL/dw| on calibration data; "
                              "structured: whole FFN neurons or attention heads, the layers shrunk; nm: n of every "
-                             "m inputs kept; block: whole tiles; wanda: smallest |w| * ||x|| on --calibration-data"
+                             "m inputs kept; block: whole tiles; wanda: smallest |w| * ||x|| on calibration data"
                              + ("" if type_required else " (default %(default)s)"))
     parser.add_argument("--scope", choices=SCOPES,
                         help="magnitude, taylor: one threshold per layer or over all layers (default: layer for "
@@ -53,18 +54,21 @@ def add_pruning_arguments(parser: argparse.ArgumentParser, *, type_required: boo
     parser.add_argument("--block", choices=BLOCK_SHAPES, help="block: rows x inputs of a tile (default 32x32)")
     parser.add_argument("--target", choices=STRUCTURED_TARGETS,
                         help="structured: FFN neurons (ffn, the default) or attention heads (heads)")
-    parser.add_argument("--calibration-data", metavar="FILE", help=calibration_help)
+    if calibration_option:
+        parser.add_argument("--calibration-data", metavar="FILE",
+                            help="data (the training formats) that taylor and wanda score on, and on which the loss "
+                                 "before and after pruning is reported")
     parser.add_argument("--calibration-samples", type=int_at_least(1), default=128, metavar="N",
-                        help="taylor, wanda: calibrate on the first N samples (default %(default)s)")
+                        help="use the first N calibration samples (default %(default)s)")
 
 
 def _given(args: argparse.Namespace, dest: str) -> bool:
     return getattr(args, dest, None) is not None
 
 
-def pruning_config(args: argparse.Namespace, *, calibration_default: str | None = None):
+def pruning_config(args: argparse.Namespace, *, calibrated: bool):
     """The config the flags describe; ValueError naming a setting the method does not take, a ratio nm cannot
-    give, or calibration data taylor and wanda lack."""
+    give, or taylor and wanda without calibration data (``calibrated``: whether there is some)."""
     from .. import pruning
 
     kind = args.prune_type
@@ -72,7 +76,7 @@ def pruning_config(args: argparse.Namespace, *, calibration_default: str | None 
         if kind not in kinds and _given(args, dest):
             takers = " and ".join(kinds)
             raise ValueError(f"--{dest.replace('_', '-')} applies to --prune-type {takers}, got --prune-type {kind}")
-    if kind in CALIBRATED and not (_given(args, "calibration_data") or calibration_default):
+    if kind in CALIBRATED and not calibrated:
         raise ValueError(f"--prune-type {kind} needs --calibration-data FILE (its scores are measured on data), "
                          f"got none")
     if kind == "magnitude":
@@ -105,25 +109,13 @@ def _setting(args: argparse.Namespace) -> str:
     return f"--prune-type {args.prune_type}"
 
 
-def calibration_path(args: argparse.Namespace, default: str | None = None) -> str | None:
-    """The calibration data file taylor and wanda read (``default`` when --calibration-data is not given)."""
-    if args.prune_type not in CALIBRATED:
-        return None
-    return args.calibration_data or default
-
-
-def prune_model(model, tokenizer, config, args: argparse.Namespace, *, calibration: str | None,
-                max_length: int, batch_size: int):
-    """``apt_fast.prune(model, config)`` with the calibration batches it needs; a layer the settings do not fit is
-    a ValueError that starts with the flags that chose them."""
+def prune_model(model, tokenizer, config, args: argparse.Namespace, calibration, *, batch_size: int):
+    """``apt_fast.prune(model, config)``, taylor and wanda calibrated on ``calibration`` (TokenizedData); a layer the
+    settings do not fit is a ValueError that starts with the flags that chose them."""
     from ..pruning import prune
     from ..train.calibration import calibration_batches
 
-    batches = None
-    if calibration is not None:
-        argument = "--calibration-data" if args.calibration_data else "--data-path"
-        batches = calibration_batches(model, tokenizer, calibration, max_samples=args.calibration_samples,
-                                      max_length=max_length, batch_size=batch_size, argument=argument)
+    batches = calibration_batches(model, tokenizer, calibration, batch_size) if args.prune_type in CALIBRATED else None
     try:
         return prune(model, config, batches)
     except ValueError as err:

@@ -41,10 +41,6 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def _sparsity(iterations: int, ratio: float) -> str:
-    return f"{100 * (1 - (1 - ratio) ** iterations):.2f}%"
-
-
 def run(args: argparse.Namespace) -> int:
     from ..pruning import remove_masks
     from ..train.checkpointing import save_model
@@ -54,10 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
     refuse_existing_output("--save-path", args.save_path, args.overwrite, (*MODEL_FILES, PLOT_FILE, "round-0"))
     config = train_config_from_args(args)
-    print(f"lottery ticket: {args.iterations} round(s) of {100 * args.prune_ratio_per_iter:g}% of the remaining "
-          f"weights, to {_sparsity(args.iterations, args.prune_ratio_per_iter)} sparsity; rewind to "
-          + (f"step {args.rewind_step} of round 0" if args.rewind_step else "the initial weights"), flush=True)
-
     def show(done) -> None:
         match = "" if done.quality.exact_match is None else f", exact match {100 * done.quality.exact_match:.2f}%"
         print(f"round {done.index}: sparsity {100 * done.sparsity:.2f}%, loss {done.quality.loss:.4f}{match} "
@@ -83,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     remove_masks(model)
     save_model(model, args.save_path, tokenizer)
     write_plot(os.path.join(args.save_path, PLOT_FILE), png)
-    print(f"wrote {args.save_path}: the final ticket (round {final.index}), round-0 ... round-{final.index}, "
-          f"{PLOT_FILE} (per-layer sparsity; loss and exact match against sparsity)")
+    rewound = f"step {args.rewind_step} of round 0" if args.rewind_step else "the initial weights"
+    print(f"wrote {args.save_path}: the final ticket (round {final.index}, {100 * final.sparsity:.2f}% sparse, "
+          f"rewound to {rewound} each round), round-0 ... round-{final.index}, {PLOT_FILE} (per-layer sparsity; "
+          f"loss and exact match against sparsity)")
     return 0

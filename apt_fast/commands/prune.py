@@ -9,7 +9,6 @@ import os
 from ._pruning import (
     PLOT_FILE,
     add_pruning_arguments,
-    calibration_path,
     prune_model,
     pruning_config,
     refuse_existing_output,
@@ -17,6 +16,8 @@ from ._pruning import (
 from ._training import int_at_least
 from .import_gguf import MODEL_FILES
 from .quantize import _size, _weights_file
+
+BATCH_SIZE = 16  # calibration batches
 
 
 def add_parser(subparsers) -> None:
@@ -30,27 +31,38 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--model-path", required=True, metavar="PATH", help="the model (any APT checkpoint or .gguf)")
     parser.add_argument("--output-dir", required=True, metavar="DIR",
                         help="where the model and sparsity.png go (created when missing)")
-    add_pruning_arguments(parser, type_required=True,
-                          calibration_help="taylor, wanda: the data their scores are measured on (the training "
-                                           "data formats)")
+    add_pruning_arguments(parser, type_required=True, calibration_option=True)
     parser.add_argument("--max-length", type=int_at_least(2), default=128, metavar="N",
-                        help="taylor, wanda: tokens per calibration source/target (default %(default)s)")
+                        help="tokens per calibration source/target (default %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace a model already in --output-dir")
     parser.set_defaults(run=run)
+
+
+def _calibration_effect(before, after, samples: int) -> str:
+    return (f"calibration data ({samples} samples): loss {before.loss:.4f} -> {after.loss:.4f}, token accuracy "
+            f"{100 * before.token_accuracy:.2f}% -> {100 * after.token_accuracy:.2f}%")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..pruning import remove_masks
     from ..train.checkpointing import save_model
-    from ..train.inputs import load_pretrained
+    from ..train.inputs import load_pretrained, load_tokenized
+    from ..train.quality import measure_quality
     from ..train.sparsity_plot import render_sparsity_plot, write_plot
 
-    config = pruning_config(args)
+    config = pruning_config(args, calibrated=args.calibration_data is not None)
     refuse_existing_output("--output-dir", args.output_dir, args.overwrite, (*MODEL_FILES, PLOT_FILE))
     model, tokenizer = load_pretrained(args.model_path)
-    report = prune_model(model, tokenizer, config, args, calibration=calibration_path(args),
-                         max_length=args.max_length, batch_size=16)
+    calibration, before = None, None
+    if args.calibration_data is not None:
+        calibration = load_tokenized(args.calibration_data, tokenizer, max_length=args.max_length,
+                                     max_samples=args.calibration_samples, argument="--calibration-data")
+        before = measure_quality(model, tokenizer, calibration, (), batch_size=BATCH_SIZE)
+    report = prune_model(model, tokenizer, config, args, calibration, batch_size=BATCH_SIZE)
     print(report.table())
+    if calibration is not None:
+        after = measure_quality(model, tokenizer, calibration, (), batch_size=BATCH_SIZE)
+        print(_calibration_effect(before, after, len(calibration)))
     png = render_sparsity_plot([(x.name, x.sparsity) for x in report.layers], report.sparsity,
                                f"apt-fast prune --prune-type {args.prune_type}: {args.model_path}")
     remove_masks(model)

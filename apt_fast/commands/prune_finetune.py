@@ -7,7 +7,7 @@ import argparse
 import os
 
 from ..train.config import TrainConfig
-from ._pruning import PLOT_FILE, add_pruning_arguments, calibration_path, prune_model, pruning_config
+from ._pruning import PLOT_FILE, add_pruning_arguments, prune_model, pruning_config
 from ._training import add_training_arguments, check_save_path, int_at_least, train_config_from_args, training_runtime
 from .fine_tune import add_freeze_arguments, freeze
 from .progress import show_progress
@@ -25,9 +25,7 @@ def add_parser(subparsers) -> None:
                     "it), and writes the model and sparsity.png (per-layer sparsity; loss and exact match at each "
                     "stage) to --save-path.")
     parser.add_argument("--model-path", required=True, metavar="PATH", help="the pretrained model (any APT checkpoint)")
-    add_pruning_arguments(parser, type_required=False,
-                          calibration_help="taylor, wanda: the data their scores are measured on (default: "
-                                           "--data-path)")
+    add_pruning_arguments(parser, type_required=False, calibration_option=False)
     add_training_arguments(parser, TrainConfig(), save_path="apt_model_pruned", epochs_flag="--finetune-epochs",
                            epochs_help="passes of fine-tuning after pruning; ")
     add_freeze_arguments(parser)
@@ -48,17 +46,19 @@ def run(args: argparse.Namespace) -> int:
     from ..pruning import remove_masks
     from ..train.checkpointing import save_model
     from ..train.finetune import FineTuner
+    from ..train.inputs import load_tokenized
     from ..train.prune_finetune import prune_and_fine_tune
     from ..train.sparsity_plot import QualityCurve, render_sparsity_plot, write_plot
 
-    config = pruning_config(args, calibration_default=args.data_path)
+    config = pruning_config(args, calibrated=True)  # taylor and wanda calibrate on the first training samples
     check_save_path(args)
     train_config = train_config_from_args(args)
 
     def prune_step(model):
-        report = prune_model(model, finetuner.tokenizer, config, args,
-                             calibration=calibration_path(args, default=args.data_path),
-                             max_length=train_config.max_length, batch_size=train_config.batch_size)
+        calibration = load_tokenized(args.data_path, finetuner.tokenizer, max_length=train_config.max_length,
+                                     max_samples=args.calibration_samples)
+        report = prune_model(model, finetuner.tokenizer, config, args, calibration,
+                             batch_size=train_config.batch_size)
         print(report.table(), flush=True)
         return report
 

@@ -18,6 +18,7 @@ import torch
 from train_helpers import TINY, make_tiny_model, reversal_records, write_jsonl
 
 from apt_fast.cli import build_parser, main
+from apt_fast.commands._pruning import ratio_type
 from apt_fast.commands.checks import ARGUMENT_KINDS, Kind, flag
 
 PARSER = build_parser()
@@ -190,9 +191,18 @@ def _cases():
                                    marks=MARKS.get(name, ()))
 
 
+def _required_value(action) -> str:
+    """A valid value of a required option that is not of a checked kind: its first choice, 0.5 for a ratio in
+    [0, 1), else '1'."""
+    if action.choices:
+        return str(action.choices[0])
+    return "0.5" if action.type is ratio_type else "1"
+
+
 def _argv(command: str, target: str, value: str, files, tmp_path) -> list[str]:
     """The command with ``target`` set to ``value`` and its other options valid: checked kinds get a valid
-    path or device, other required options '1'; of mutually exclusive options, the target or the first."""
+    path or device, other required options a valid value (_required_value); of mutually exclusive options, the
+    target or the first."""
     parser = PARSER.commands[command]
     left_out = set()
     for group in parser._mutually_exclusive_groups:
@@ -204,7 +214,7 @@ def _argv(command: str, target: str, value: str, files, tmp_path) -> list[str]:
             argv += [action.option_strings[-1], value]
         elif action.dest not in left_out:
             kind = ARGUMENT_KINDS.get(action.dest)
-            argv += [action.option_strings[-1], _valid(kind, files, tmp_path) if kind else "1"]
+            argv += [action.option_strings[-1], _valid(kind, files, tmp_path) if kind else _required_value(action)]
     return argv
 
 
