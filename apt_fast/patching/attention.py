@@ -15,11 +15,12 @@ from torch import nn
 
 from ..modules.apt_attention import FusedAPTAttention
 from ..modules.quantized_linear import QuantizedLinear
+from ..modules.sparse_linear import SparseLinear
 from .report import PatchReport
 from .swap import named_children_with_parents
 
 LINEARS = ("q_proj", "k_proj", "v_proj", "out_proj")
-LINEAR_TYPES = (nn.Linear, QuantizedLinear)  # the projections may be quantized (apt_fast.quantize)
+LINEAR_TYPES = (nn.Linear, QuantizedLinear, SparseLinear)  # the projections may be quantized or sparse
 CONVS = ("sr_conv1", "sr_conv2")
 
 
