@@ -9,6 +9,9 @@ QuantizedEmbedding is the weight of the output projection it is tied to (``token
   makes). Any other quantized layer (int8 per output channel or groups of 64 / 128, FP8) cannot be stored as
   Q8_0 without quantizing it again, so it is refused: ValueError naming the layer and what would work.
 * every other type: the dequantized weight (codes x scales, float32), converted like any float weight.
+
+A sparse layer (SparseLinear, apt_fast.sparsify) and a SparseEmbedding tied to one are written the same way, as
+their dense weight (zeros where pruned, float32), converted like any float weight.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch import nn
 from ..gguf.q8_0 import q8_0_bytes
 from ..gguf.tensor_types import BLOCK_SIZE, GGUFType
 from ..modules.quantized_linear import Int8Linear, QuantizedEmbedding, QuantizedLinear
+from ..modules.sparse_linear import SparseEmbedding, SparseLinear
 
 
 def export_state(model: nn.Module) -> dict:
@@ -29,11 +33,11 @@ def export_state(model: nn.Module) -> dict:
     state = {}
     for path, module in model.named_modules():
         prefix = f"{path}." if path else ""
-        if isinstance(module, QuantizedLinear):
+        if isinstance(module, (QuantizedLinear, SparseLinear)):
             state[prefix + "weight"] = module
             if module.bias is not None:
                 state[prefix + "bias"] = module.bias.detach()
-        elif isinstance(module, QuantizedEmbedding):
+        elif isinstance(module, (QuantizedEmbedding, SparseEmbedding)):
             state[prefix + "weight"] = module.projection
         else:
             module._save_to_state_dict(state, prefix, keep_vars=False)
@@ -42,7 +46,7 @@ def export_state(model: nn.Module) -> dict:
 
 
 def shape_of(source) -> tuple[int, ...]:
-    if isinstance(source, QuantizedLinear):
+    if isinstance(source, (QuantizedLinear, SparseLinear)):
         return (source.out_features, source.in_features)
     return tuple(source.shape)
 
@@ -77,7 +81,10 @@ def q8_0_data(model: nn.Module, layer: Int8Linear) -> np.ndarray:
 
 
 def float_weight(source) -> torch.Tensor:
-    """The float tensor to convert: the tensor itself, or a quantized layer's dequantized weight."""
+    """The float tensor to convert: the tensor itself, a quantized layer's dequantized weight, or a sparse layer's
+    dense one."""
+    if isinstance(source, SparseLinear):
+        return source.to_dense()
     return source.dequantized() if isinstance(source, QuantizedLinear) else source
 
 

@@ -5,7 +5,8 @@ the default 12+12-layer model. Now, for a key that is not an APTConfig field:
 
 * **known** — transformers' own config keys (those of v4 and v5 config.json files and the constructor's
   extra arguments), the ``attribute_map`` aliases (``hidden_size``, ``num_attention_heads``) and upstream
-  APTConfig's trainer fields (warmup_steps, ..., APT_SPEC.md §1, inert here): accepted as before;
+  APTConfig's trainer fields (warmup_steps, ..., APT_SPEC.md §1, inert here) and apt_fast's own entries
+  (``sparsity_config``): accepted as before;
 * **a misspelling of a field** — another model's name for it (``num_layers``, ``n_heads``, ``ffn_dim``, ...)
   or a near miss (``num_head``): ValueError naming the key and the field(s) meant, since the intended
   value would otherwise be ignored;
@@ -40,6 +41,8 @@ TRANSFORMERS_KEYS = frozenset({
 # Upstream APTConfig's fields that the model never reads (APT_SPEC.md §1); its checkpoints carry them.
 UPSTREAM_TRAINER_KEYS = frozenset({"warmup_steps", "weight_decay", "attention_dropout", "layer_norm_eps",
                                    "gradient_clip", "tokenizer_type", "language"})
+# apt_fast's own config.json entries besides the fields (apt_fast.sparsify's sparse layers).
+APT_FAST_KEYS = frozenset({"sparsity_config"})
 _LAYERS = ("num_encoder_layers", "num_decoder_layers")
 # Other models' names for APTConfig's fields.
 OTHER_NAMES = {
@@ -74,7 +77,8 @@ def check_extra_keys(kwargs: dict, fields: Iterable[str], attribute_map: dict) -
     for the unknown rest; transformers' keys, ``attribute_map`` aliases and upstream's inert keys pass."""
     fields = list(fields)
     unknown = [k for k in kwargs
-               if k not in TRANSFORMERS_KEYS and k not in UPSTREAM_TRAINER_KEYS and k not in attribute_map]
+               if k not in TRANSFORMERS_KEYS and k not in UPSTREAM_TRAINER_KEYS and k not in APT_FAST_KEYS
+               and k not in attribute_map]
     misspelt = {key: meant for key in unknown if (meant := _meant(key, fields))}
     if misspelt:
         details = "; ".join(f"{key!r} (did you mean {' or '.join(meant)}?)" for key, meant in misspelt.items())

@@ -1,5 +1,5 @@
 """An APT model whose weights are not initialised, for the loaders that set every tensor from a file and replace
-some linear layers by quantized ones.
+some linear layers by quantized or sparse ones.
 
 The model is built on the meta device (nothing allocated: the shapes are all a loader checks first), then given
 uninitialised CPU storage, whose pages take no memory until written: a layer that is then swapped for a quantized
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ...modules.quantized_linear import QuantizedEmbedding
+from ...modules.sparse_linear import SparseEmbedding
 from .configuration_apt import APTConfig
 from .modeling_apt import APTModel
 
@@ -41,3 +42,8 @@ def swap_in(model: nn.Module, path: str, module: nn.Module) -> None:
 def quantized_embedding(model: APTModel) -> None:
     """Make the tied input embedding look up the rows of the (quantized) output projection."""
     model.token_embedding = QuantizedEmbedding(model.output_projection, model.token_embedding.padding_idx)
+
+
+def sparse_embedding(model: APTModel) -> None:
+    """Make the tied input embedding look up the rows of the (sparse) output projection."""
+    model.token_embedding = SparseEmbedding(model.output_projection, model.token_embedding.padding_idx)

@@ -4,7 +4,8 @@ Formats, detected from the path:
 
 * **apt_fast directory**: ``config.json`` (model_type "apt") + ``model.safetensors`` (tied weights
   stored once) + tokenizer files, as written by :func:`save`; a model quantized by ``apt_fast.quantize`` is
-  rebuilt quantized from config.json's ``quantization_config`` (:mod:`.quantized_layout`);
+  rebuilt quantized from config.json's ``quantization_config`` (:mod:`.quantized_layout`), and a model sparsified
+  by ``apt_fast.sparsify`` with its SparseLinear layers from ``sparsity_config`` (:mod:`.sparse_layout`);
 * **upstream directory**: ``model.pt`` (a torch.save'd state_dict, APTLargeModel's ``taylor_*`` keys
   included) + ``config.json`` (upstream APTConfig.to_dict) + ``tokenizer/``;
 * **CheckpointManager file** ``.../checkpoints/<name>_epoch<E>_step<S>[_best].pt``: a dict with
@@ -34,8 +35,9 @@ import warnings
 import torch
 from torch import Tensor
 
+from ...modules.sparse_linear import FLOAT_VALUE_DTYPES, SparseLinear
 from .configuration_apt import APTConfig
-from .empty_model import materialize, meta_model, quantized_embedding, swap_in
+from .empty_model import materialize, meta_model, quantized_embedding, sparse_embedding, swap_in
 from .errors import CheckpointError
 from .gguf_loading import load_gguf
 from .modeling_apt import APTModel
@@ -50,6 +52,14 @@ from .quantized_layout import (
 from .shape_check import EMBEDDING as _EMBEDDING
 from .shape_check import OUTPUT as _OUTPUT
 from .shape_check import contradictions, infer_shape_fields
+from .sparse_layout import (
+    SparseLayout,
+    check_no_unlisted_sparse,
+    dense_dtype_of,
+    dense_shapes,
+    sparse_weights,
+    split_sparsity_config,
+)
 from .tokenization_apt import load_tokenizer
 from .tokenization_char import HLBDCharTokenizer
 
@@ -244,6 +254,51 @@ def quantized_model_from_state_dict(config: APTConfig, layout: QuantizedLayout, 
     return model.eval()
 
 
+def sparse_model_from_state_dict(config: APTConfig, quantized: QuantizedLayout | None, layout: SparseLayout,
+                                 state_dict: dict[str, Tensor], source: str) -> APTModel:
+    """The eval-mode model ``layout`` describes: its listed layers SparseLinear modules rebuilt from the checkpoint's
+    format tensors (checked against the layer first, :mod:`.sparse_layout`), the embedding a SparseEmbedding with
+    include_embedding, the quantized layers of ``quantized`` (if any) as :func:`quantized_model_from_state_dict`
+    builds them; pruned dense layers' masks are applied to their weights. Everything else loads strictly."""
+    model = meta_model(config)
+    if quantized is not None:
+        check_quantized_tensors(quantized, model, state_dict, source)
+    weights = sparse_weights(layout, model, state_dict, source)
+    sparse_keys = {key for path in weights for key in layout.tensor_keys(path, state_dict)}
+    rest = merge_pruned_weights({k: v for k, v in state_dict.items() if k not in sparse_keys}, source)
+    shapes = expected_shapes(quantized, model) if quantized is not None else \
+        {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    tied_float_output = config.tie_word_embeddings and OUTPUT_LAYER not in layout.layers and \
+        (quantized is None or OUTPUT_LAYER not in quantized.modules)
+    check_weights(dense_shapes(layout, shapes), rest, {_OUTPUT} if tied_float_output else set(), source)
+    dtype = dense_dtype_of(state_dict)
+    materialize(model, dtype)
+    if quantized is not None:
+        for path in quantized.modules:
+            linear = model.get_submodule(path)
+            swap_in(model, path, quantized.config.empty(linear.in_features, linear.out_features,
+                                                        linear.bias is not None))
+        if quantized.quantizes_embedding(config.tie_word_embeddings):
+            quantized_embedding(model)
+    for path, weight in weights.items():
+        swap_in(model, path, SparseLinear(weight, model.get_submodule(path).bias, route=layout.routes[path],
+                                          dense_dtype=dtype if dtype in FLOAT_VALUE_DTYPES else torch.float32))
+    if layout.include_embedding:
+        sparse_embedding(model)
+    if tied_float_output:
+        rest = {**rest, _OUTPUT: rest[_EMBEDDING]}
+    missing, unexpected = model.load_state_dict(rest, strict=False)
+    missing = [key for key in missing if key not in sparse_keys]
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: weights do not match the config: missing keys {missing}, unexpected keys "
+                              f"{unexpected}")
+    if quantized is not None:
+        model.config.quantization_config = quantized.entry
+    model.config.sparsity_config = layout.entry
+    model._add_gradient_hooks()
+    return model.eval()
+
+
 def _state_dict_from(obj: object, key: str | None, source: str) -> dict[str, Tensor]:
     state_dict = obj.get(key) if key is not None and isinstance(obj, dict) else obj
     if not isinstance(state_dict, dict) or not all(isinstance(v, Tensor) for v in state_dict.values()):
@@ -269,11 +324,15 @@ def _load_apt_fast_directory(path: str, overrides: dict | None):
         raise CheckpointError(f"{weights}: cannot read the safetensors file: {err}") from err
     config_path = os.path.join(path, "config.json")
     saved, layout = split_quantization_config(_read_config_json(config_path), config_path)
+    saved, sparse = split_sparsity_config(saved, config_path)
     check_no_unlisted_qweight(layout, state_dict, weights)
-    if layout is None:
+    check_no_unlisted_sparse(sparse, state_dict, weights)
+    if layout is None and sparse is None:
         state_dict = _state_dict_from(state_dict, None, weights)
     config = build_config(saved, state_dict, defaults={}, source=weights, overrides=overrides)
-    if layout is None:
+    if sparse is not None:
+        model = sparse_model_from_state_dict(config, layout, sparse, state_dict, weights)
+    elif layout is None:
         model = model_from_state_dict(config, state_dict, weights)
     else:
         model = quantized_model_from_state_dict(config, layout, state_dict, weights)

@@ -21,6 +21,7 @@ from .attention import AutopoieticAttention
 from .configuration_apt import APTConfig
 from .forward_inputs import resolve_forward_inputs
 from .gradient_hooks import add_gradient_hooks
+from .hf_sparsity import refuse_for_transformers
 from .labels import seq2seq_loss
 from .layers import APTDecoderLayer, APTEncoderLayer, PositionalEncoding, sinusoidal_table
 from .model_card import CARD_FILE, may_write_card, model_card
@@ -131,6 +132,7 @@ class APTModel(APTPreTrainedModel):
         naming the field and both values, where transformers would re-initialise them at random); the
         DBC-DAC hooks are re-registered on the loaded Parameters and a local directory's tokenizer is
         attached as ``model.tokenizer``."""
+        refuse_for_transformers(pretrained_model_name_or_path, kwargs)
         check_config_matches_weights(pretrained_model_name_or_path, kwargs, cls.config_class.__dataclass_fields__)
         wants_info = kwargs.pop("output_loading_info", False)
         model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
