@@ -18,7 +18,6 @@ namespace APT_SIMD_NS {
 namespace {
 
 constexpr int kRowBlock = 4;            // x rows multiplied with one expanded weight vector
-constexpr int64_t kRowsPerTask = 32;    // weight rows per task
 constexpr int kTileVectors = 4;         // many rows: x rows per tile, in vectors
 constexpr int64_t kTileRows = kTileVectors * Vec::size;
 constexpr unsigned kLaneBits = static_cast<unsigned>((uint64_t{1} << Vec::size) - 1);
@@ -43,8 +42,11 @@ void expanded_rows(const BitmapWeight& w, const float* xr, int64_t n0, int64_t n
       for (int i = 0; i < MR; ++i) out[i * kRowsPerTask + (n - n0)] = sums[i];
       continue;
     }
-    Vec acc[MR];
-    for (Vec& a : acc) a = Vec(0.0f);
+    // kChains accumulators per x row, so that consecutive multiply-adds into a row do not wait on each other
+    constexpr int kChains = MR >= 4 ? 1 : 4 / MR;
+    Vec acc[MR][kChains];
+    for (auto& row : acc)
+      for (Vec& a : row) a = Vec(0.0f);
     for (int64_t wd = 0; wd < words; ++wd) {
       const uint64_t b = bits[wd];
       if (b == 0) continue;
@@ -53,10 +55,14 @@ void expanded_rows(const BitmapWeight& w, const float* xr, int64_t n0, int64_t n
         const unsigned lanes = static_cast<unsigned>(b >> p) & kLaneBits;
         const Vec wv = Vec::expand(v, lanes);
         v += __builtin_popcount(lanes);
-        for (int i = 0; i < MR; ++i) acc[i] = Vec::fmadd(wv, Vec::load(xw + i * kp + p), acc[i]);
+        Vec* chain = &acc[0][(p / Vec::size) % kChains];
+        for (int i = 0; i < MR; ++i) chain[i * kChains] = Vec::fmadd(wv, Vec::load(xw + i * kp + p), chain[i * kChains]);
       }
     }
-    for (int i = 0; i < MR; ++i) out[i * kRowsPerTask + (n - n0)] = acc[i].reduce_add();
+    for (int i = 0; i < MR; ++i) {
+      for (int c = 1; c < kChains; ++c) acc[i][0] = acc[i][0] + acc[i][c];
+      out[i * kRowsPerTask + (n - n0)] = acc[i][0].reduce_add();
+    }
   }
 }
 
@@ -78,15 +84,26 @@ void broadcast_rows(const BitmapWeight& w, const float* tile, int64_t n0, int64_
   for (int64_t n = n0; n < n1; ++n) {
     const uint64_t* bits = w.bitmap + n * words;
     const V* v = values + w.row_offsets[n];
-    Vec acc[kTileVectors];
-    for (Vec& a : acc) a = Vec(0.0f);
-    for (int64_t wd = 0; wd < words; ++wd)
-      for (uint64_t b = bits[wd]; b != 0; b &= b - 1) {
+    // Each word's products are summed apart, in two sets of accumulators taking the kept entries in turn (twice
+    // the independent multiply-adds in flight), then added to the row's total: sums of at most 32 terms, then of
+    // K / 64, instead of one sum of up to K terms per output.
+    Vec total[kTileVectors];
+    for (Vec& t : total) t = Vec(0.0f);
+    for (int64_t wd = 0; wd < words; ++wd) {
+      uint64_t b = bits[wd];
+      if (b == 0) continue;
+      Vec acc[2][kTileVectors];
+      for (auto& set : acc)
+        for (Vec& a : set) a = Vec(0.0f);
+      for (int parity = 0; b != 0; b &= b - 1, parity ^= 1) {
         const float* xk = tile + (wd * kBitmapWord + __builtin_ctzll(b)) * kTileRows;
         const Vec weight(value_of(*v++));
-        for (int r = 0; r < kTileVectors; ++r) acc[r] = Vec::fmadd(weight, Vec::load(xk + r * Vec::size), acc[r]);
+        Vec* set = acc[parity];
+        for (int r = 0; r < kTileVectors; ++r) set[r] = Vec::fmadd(weight, Vec::load(xk + r * Vec::size), set[r]);
       }
-    for (int r = 0; r < kTileVectors; ++r) acc[r].store(out + (n - n0) * kTileRows + r * Vec::size);
+      for (int r = 0; r < kTileVectors; ++r) total[r] = total[r] + (acc[0][r] + acc[1][r]);
+    }
+    for (int r = 0; r < kTileVectors; ++r) total[r].store(out + (n - n0) * kTileRows + r * Vec::size);
   }
 }
 
@@ -100,7 +117,7 @@ void store_output(const BitmapLinearArgs& a, int64_t m, int64_t n0, int64_t coun
 template <class V>
 void few_rows(const BitmapLinearArgs& a, const float* xr) {
   const BitmapWeight& w = a.w;
-  parallel_for_chunks(w.n, kRowsPerTask, a.num_threads, [&](int64_t n0, int64_t n1) {
+  for_row_tasks(w.n, a.num_threads, [&](int64_t n0, int64_t n1) {
     alignas(64) float out[kRowBlock * kRowsPerTask];
     for (int64_t m0 = 0; m0 < a.m; m0 += kRowBlock) {
       const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, a.m - m0));
@@ -120,7 +137,7 @@ void many_rows(const BitmapLinearArgs& a, const float* xr) {
       transpose_rows(xr + t * kTileRows * kp, std::min(kTileRows, a.m - t * kTileRows), kp, kTileRows,
                      xt.data() + t * kp * kTileRows);
   });
-  parallel_for_chunks(w.n, kRowsPerTask, a.num_threads, [&](int64_t n0, int64_t n1) {
+  for_row_tasks(w.n, a.num_threads, [&](int64_t n0, int64_t n1) {
     alignas(64) float out[kRowsPerTask * kTileRows];
     alignas(64) float row[kRowsPerTask];
     for (int64_t t = 0; t < tiles; ++t) {

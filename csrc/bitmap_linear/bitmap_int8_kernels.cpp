@@ -8,10 +8,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "common/parallel_for.h"
-#include "common/simd/vec.h"
+#include "bitmap_linear/bitmap_rows.h"
 #include "quantized_linear/quantized_rows.h"
-#include "bitmap_linear/bitmap_linear.h"
 
 #if APT_SIMD_LEVEL == 2
 #include <immintrin.h>
@@ -22,7 +20,6 @@ namespace APT_SIMD_NS {
 namespace {
 
 constexpr int kRowBlock = 4;
-constexpr int64_t kRowsPerTask = 32;
 constexpr int64_t kSparseRow = 16;  // rows with fewer than K / kSparseRow kept entries: entry by entry
 
 #if APT_SIMD_LEVEL == 2
@@ -103,7 +100,7 @@ void bitmap_int8_linear_kernel(const BitmapLinearArgs& a) {
     quantize_rows(a.x, a.x_stride, a.x_dtype, 8, m0, m1, w.k, kp, w.k, kOffset, qa.data(), a_scale.data());
   });
   const size_t element = a.x_dtype == Dtype::Float32 ? 4 : 2;
-  parallel_for_chunks(w.n, kRowsPerTask, a.num_threads, [&](int64_t n0, int64_t n1) {
+  for_row_tasks(w.n, a.num_threads, [&](int64_t n0, int64_t n1) {
     alignas(64) int32_t sums[kRowBlock * kRowsPerTask];
     alignas(64) float total[kRowsPerTask];
     for (int64_t m0 = 0; m0 < a.m; m0 += kRowBlock) {

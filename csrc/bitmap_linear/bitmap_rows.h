@@ -6,10 +6,22 @@
 #include <cstring>
 
 #include "bitmap_linear/bitmap_linear.h"
+#include "common/parallel_for.h"
 #include "common/simd/vec.h"
 
 namespace apt_fast {
 namespace APT_SIMD_NS {
+
+constexpr int64_t kRowsPerTask = 32;  // weight rows per task of the forward kernels
+
+// body(n0, n1) over [0, n) in tasks of at most kRowsPerTask weight rows, claimed in turn by up to num_threads
+// threads (parallel_for_chunks runs the whole range at once on one thread: it is cut here).
+template <class Body>
+void for_row_tasks(int64_t n, int num_threads, const Body& body) {
+  parallel_for_chunks(n, kRowsPerTask, num_threads, [&](int64_t begin, int64_t end) {
+    for (int64_t n0 = begin; n0 < end; n0 += kRowsPerTask) body(n0, std::min(end, n0 + kRowsPerTask));
+  });
+}
 
 inline float value_of(float v) { return v; }
 inline float value_of(uint16_t bf16) {
