@@ -1,9 +1,13 @@
-// Activation rows of the N:M kernels, prepared once per call (include after common/simd/vec.h): fp32 rows (for bf16
-// values rounded to bf16 first), padded with zero columns up to kp.
+// Activation rows as fp32 for the sparse kernels, prepared once per call (written against common/simd/vec.h): rows
+// padded with zero columns, or transposed with zero lanes past the last row; optionally rounded to bf16 first (for
+// bf16 weights, whose products with bf16 activations are exact in fp32).
 #pragma once
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
+#include "common/parallel_for.h"
 #include "common/simd/vec.h"
 #include "quantized_linear/quantized_rows.h"
 
@@ -40,6 +44,25 @@ inline void float_rows(const void* x, int64_t x_stride, Dtype dtype, bool round_
     }
     std::memset(dst + k, 0, (kp - k) * sizeof(float));
   }
+}
+
+// out[c * mp + i] = x[i][c] as fp32 (rounded through bf16 when round_bf16) for c < k, i < m; zero for m <= i < mp.
+inline void transposed_rows(const void* x, int64_t x_stride, Dtype dtype, bool round_bf16, int64_t m, int64_t k,
+                            int64_t mp, float* out, int num_threads) {
+  constexpr int64_t kTile = 64;  // columns per task
+  parallel_for((k + kTile - 1) / kTile, num_threads, [&](int64_t begin, int64_t end) {
+    std::vector<float> row(kTile);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t c0 = t * kTile, count = std::min(kTile, k - c0);
+      for (int64_t c = c0; c < c0 + count; ++c) std::memset(out + c * mp + m, 0, (mp - m) * sizeof(float));
+      for (int64_t i = 0; i < m; ++i) {
+        const size_t element = dtype == Dtype::Float32 ? 4 : 2;
+        float_rows(static_cast<const char*>(x) + (i * x_stride + c0) * element, 0, dtype, round_bf16, 0, 1, count,
+                   count, row.data());
+        for (int64_t c = 0; c < count; ++c) out[(c0 + c) * mp + i] = row[c];
+      }
+    }
+  });
 }
 
 }  // namespace APT_SIMD_NS

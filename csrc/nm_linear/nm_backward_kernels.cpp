@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "common/broadcast_gemm.h"
+#include "common/float_rows.h"
 #include "common/parallel_for.h"
 #include "common/simd/vec.h"
 #include "nm_linear/nm_positions.h"
-#include "nm_linear/nm_rows.h"
 
 #if APT_SIMD_LEVEL == 2
 #include <immintrin.h>

@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/float_rows.h"
 #include "common/parallel_for.h"
 #include "common/simd/vec.h"
 #include "nm_linear/nm_positions.h"
-#include "nm_linear/nm_rows.h"
 
 #if APT_SIMD_LEVEL == 2
 #include <immintrin.h>
