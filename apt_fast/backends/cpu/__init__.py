@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     apt_attention,
     apt_stats,
     bitmap_linear,
+    block_linear,
     distill_loss,
     flash_attention,
     nm_linear,
