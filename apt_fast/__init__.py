@@ -2,6 +2,8 @@
 
     import apt_fast
     loss = apt_fast.functional.distill_loss(student_logits, teacher_logits, temperature=4.0)
+    report = apt_fast.prune(model, apt_fast.MagnitudePruneConfig(0.5))    # masks that hold through training
+    report = apt_fast.sparsify(model)                                     # pruned Linears -> SparseLinear where faster
 """
 
 __version__ = "0.1.0"
@@ -12,8 +14,18 @@ from . import (
     ops,
 )
 from .models.transformers_hook import install as _register_with_transformers
-from .modules import DistillationLoss, Fp8Linear, FusedAPTAttention, Int8Linear
+from .modules import DistillationLoss, Fp8Linear, FusedAPTAttention, Int8Linear, SparseLinear
 from .patching import PatchReport, patch, unpatch
+from .pruning import (
+    BlockPruneConfig,
+    MagnitudePruneConfig,
+    NMPruneConfig,
+    PruneReport,
+    StructuredPruneConfig,
+    TaylorPruneConfig,
+    WandaPruneConfig,
+    prune,
+)
 from .quantization import Fp8WeightOnlyConfig, Int8DynamicConfig, Int8WeightOnlyConfig, QuantizeReport, quantize
 
 _register_with_transformers()  # AutoConfig/AutoModel/AutoTokenizer learn model_type "apt" as transformers loads them
@@ -25,6 +37,8 @@ _LAZY = {
     "CheckpointError": "apt_fast.models.apt.loading",
     "APTConfig": "apt_fast.models.apt",
     "APTModel": "apt_fast.models.apt",
+    "sparsify": "apt_fast.sparsity.sparsify",
+    "SparsifyReport": "apt_fast.sparsity.report",
 }
 
 
@@ -40,3 +54,5 @@ __all__ = ["__version__", "backends", "functional", "ops", "DistillationLoss", "
            "patch", "unpatch", *_LAZY]
 __all__ += ["Fp8Linear", "Fp8WeightOnlyConfig", "Int8DynamicConfig", "Int8Linear", "Int8WeightOnlyConfig",
             "QuantizeReport", "quantize"]
+__all__ += ["BlockPruneConfig", "MagnitudePruneConfig", "NMPruneConfig", "PruneReport", "StructuredPruneConfig",
+            "TaylorPruneConfig", "WandaPruneConfig", "prune", "SparseLinear"]
