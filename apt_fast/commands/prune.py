@@ -1,5 +1,5 @@
 """`apt-fast prune`: prune a model's linear layers (apt_fast.prune), print the per-layer sparsity table and save the
-pruned model with sparsity.png, its per-layer sparsity bars."""
+pruned model with sparsity.png, its per-layer sparsity bars; with --sparsify, saved compressed (apt_fast.sparsify)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,18 @@ from .import_gguf import MODEL_FILES
 from .quantize import _size, _weights_file
 
 BATCH_SIZE = 16  # calibration batches
+MIN_SPEEDUP = 1.05  # apt_fast.sparsify's default
+
+
+def positive_number(text: str) -> float:
+    """An argparse ``type``: a finite number > 0, else 'argument --flag: must be a number > 0, got ...'."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
 
 
 def add_parser(subparsers) -> None:
@@ -34,6 +46,13 @@ def add_parser(subparsers) -> None:
     add_pruning_arguments(parser, type_required=True, calibration_option=True)
     parser.add_argument("--max-length", type=int_at_least(2), default=128, metavar="N",
                         help="tokens per calibration source/target (default %(default)s)")
+    parser.add_argument("--sparsify", action="store_true",
+                        help="convert the pruned layers to SparseLinear where the sparse kernel is --min-speedup "
+                             "times faster (apt_fast.sparsify), print its report and save the model compressed "
+                             "(apt_fast.load restores it sparse)")
+    parser.add_argument("--min-speedup", type=positive_number, metavar="X",
+                        help=f"--sparsify: keep a layer dense unless sparse is X times faster at decode (default "
+                             f"{MIN_SPEEDUP})")
     parser.add_argument("--overwrite", action="store_true", help="replace a model already in --output-dir")
     parser.set_defaults(run=run)
 
@@ -45,12 +64,15 @@ def _calibration_effect(before, after, samples: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..pruning import remove_masks
+    from ..sparsity import sparsify
     from ..train.checkpointing import save_model
     from ..train.inputs import load_pretrained, load_tokenized
     from ..train.quality import measure_quality
     from ..train.sparsity_plot import render_sparsity_plot, write_plot
 
     config = pruning_config(args, calibrated=args.calibration_data is not None)
+    if args.min_speedup is not None and not args.sparsify:
+        raise ValueError(f"--min-speedup applies with --sparsify, got --min-speedup {args.min_speedup:g} alone")
     refuse_existing_output("--output-dir", args.output_dir, args.overwrite, (*MODEL_FILES, PLOT_FILE))
     model, tokenizer = load_pretrained(args.model_path)
     calibration, before = None, None
@@ -65,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         print(_calibration_effect(before, after, len(calibration)))
     png = render_sparsity_plot([(x.name, x.sparsity) for x in report.layers], report.sparsity,
                                f"apt-fast prune --prune-type {args.prune_type}: {args.model_path}")
+    if args.sparsify:
+        print(sparsify(model, min_speedup=args.min_speedup or MIN_SPEEDUP))
     remove_masks(model)
     save_model(model, args.output_dir, tokenizer)
     write_plot(os.path.join(args.output_dir, PLOT_FILE), png)
