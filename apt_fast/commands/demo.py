@@ -18,6 +18,10 @@ def add_parser(subparsers) -> None:
                         help="output directory: new, empty, or made by an earlier demo, which is replaced; any "
                              "other directory is refused (default %(default)s)")
     parser.add_argument("--quick", action="store_true", help="a few seconds' version (smoke test)")
+    parser.add_argument("--pruning", action="store_true",
+                        help="train and fine-tune, then the pruning stage only: the fine-tuned model pruned "
+                             "(magnitude 30/50/70/90%%, 2:4), scored after pruning and after prune-finetune; writes "
+                             "pruning-accuracy.md and pruning-accuracy.png to --workdir")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0, help="default %(default)s")
     parser.set_defaults(run=run)
@@ -32,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    run_demo(args.workdir, QUICK if args.quick else DemoSize(), seed=args.seed, progress=show_progress(args))
+    run_demo(args.workdir, QUICK if args.quick else DemoSize(), seed=args.seed, progress=show_progress(args),
+             pruning=args.pruning)
     return 0

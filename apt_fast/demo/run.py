@@ -14,6 +14,10 @@ letters of a word (see :mod:`apt_fast.demo.task`).
    benchmark configuration (128-token sequences, the ``apt-fast bench --filter training`` case);
 7. export the student to GGUF.
 
+With ``pruning=True`` (``apt-fast demo --pruning``) stages 1 and 2 are followed by the pruning stage instead: the
+fine-tuned model pruned (unstructured magnitude 30/50/70/90%, 2:4), scored after pruning and after prune-finetune
+(:mod:`apt_fast.demo.pruning`), the table and plot written to pruning-accuracy.md / .png in the workdir.
+
 Every stage goes through the same Python API the commands use; the equivalent command is printed.
 """
 
@@ -56,10 +60,12 @@ class DemoSize:
     base_lr: float = 2e-3
     finetune_lr: float = 1e-3
     distill_lr: float = 3e-3
+    prune_finetune_epochs: int = 2  # 150 steps per pruning setting
+    prune_finetune_lr: float = 1e-3
 
 
 QUICK = DemoSize(train_samples=320, base_epochs=1, finetune_samples=160, finetune_epochs=1, distill_epochs=1,
-                 test_samples=32, timed_steps=3, benchmark_repeats=0)
+                 test_samples=32, timed_steps=3, benchmark_repeats=0, prune_finetune_epochs=1)
 
 
 def _say(text: str = "") -> None:
@@ -81,9 +87,42 @@ def _since(start: float) -> str:
     return f"{time.perf_counter() - start:.0f} s"
 
 
-def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress: bool = True) -> None:
+def _pruning_stage(workdir: str, size: DemoSize, seed: int, tuned, tokenizer, paths: dict) -> None:
+    from .pruning import TABLE_FILE, prune_finetune_scores, write_results
+
+    bs, samples = size.batch_size, size.finetune_samples
+    _say(f"== 3. prune the fine-tuned model, then prune-finetune it ({samples} samples, "
+         f"{math.ceil(samples / bs) * size.prune_finetune_epochs} steps each), scored on {_letters(LONG)} letters")
+    _say(f"   apt-fast prune-finetune --model-path tuned --prune-type magnitude --prune-ratio R | --prune-type nm "
+         f"--nm 2:4 --prune-ratio 0.5 --data-path mixed_train.jsonl --val-data-path mixed_val.jsonl --save-path "
+         f"pruned-... --finetune-epochs {size.prune_finetune_epochs} --batch-size {bs} --learning-rate "
+         f"{size.prune_finetune_lr:g} --eval-steps 50")
+    stage_start = time.perf_counter()
+    dense = score(tuned, tokenizer, paths["long_test"])
+    rows = prune_finetune_scores(paths["tuned"], paths["mixed_train"], paths["mixed_val"], paths["long_test"], workdir,
+                                 epochs=size.prune_finetune_epochs, batch_size=bs,
+                                 learning_rate=size.prune_finetune_lr, seed=seed)
+    header = [f"# Pruning accuracy on the demo task (`apt-fast demo --pruning`, seed {seed})", "",
+              f"The demo's fine-tuned model (d_model {BASE_MODEL['d_model']}, {BASE_MODEL['num_encoder_layers']}+"
+              f"{BASE_MODEL['num_decoder_layers']} layers, d_ff {BASE_MODEL['d_ff']}) pruned, then fine-tuned with "
+              f"the pruned weights held at zero on {samples} words of {_letters(MIXED)} letters "
+              f"({size.prune_finetune_epochs} epochs, batch {bs}, learning rate {size.prune_finetune_lr:g}, cosine, "
+              f"AdamW; best by loss on {size.test_samples // 2} validation words). Scored on {size.test_samples} "
+              f"held-out words of {_letters(LONG)} letters: exact match of greedy generation, loss of the "
+              f"teacher-forced targets. Sparsity is of the pruned nn.Linear weights (the output projection tied to "
+              f"the embedding stays dense). Stage time {_since(stage_start)} on {torch.get_num_threads()} threads."]
+    table = write_results(workdir, header, dense, rows, f"apt-fast demo --pruning: exact match and loss against "
+                                                        f"sparsity ({_letters(LONG)} letters)")
+    for line in table:
+        _say(f"   {line}")
+    _say(f"   table and plot: {os.path.join(workdir, TABLE_FILE)}, pruning-accuracy.png")
+
+
+def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress: bool = True,
+             pruning: bool = False) -> None:
     """Run every stage under ``workdir`` (new, empty or an earlier demo's, which is replaced; see
-    :mod:`apt_fast.demo.workdir`) and print what each achieved; ``progress``: the export's progress bar."""
+    :mod:`apt_fast.demo.workdir`) and print what each achieved; ``progress``: the export's progress bar;
+    ``pruning``: stages 1, 2 and the pruning stage only."""
     from ..export.checkpoint import export_checkpoint, export_summary
     from ..models.apt.loading import load
     from ..models.apt.tokenization_byte import APTByteTokenizer
@@ -135,6 +174,11 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress:
     frozen_same = torch.equal(tuned.token_embedding.weight, load(path("base"))[0].token_embedding.weight)
     _say(f"   frozen embedding unchanged: {frozen_same}")
     _say(f"   examples: {examples(tuned, tokenizer, long_test)}")
+    if pruning:
+        _pruning_stage(workdir, size, seed, tuned, tokenizer, dict(
+            tuned=path("tuned"), mixed_train=mixed_train, mixed_val=mixed_val, long_test=long_test))
+        _say(f"demo finished in {time.perf_counter() - started:.0f} s; outputs in {workdir}")
+        return
 
     _say(f"== 3. distil into a student (d_model {STUDENT_MODEL['d_model']}, d_ff {STUDENT_MODEL['d_ff']}; T 4, "
          f"alpha 0.7, beta 0.3, fused distillation loss; {steps(size.finetune_samples, size.distill_epochs)} steps)")
