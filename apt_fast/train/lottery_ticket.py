@@ -7,13 +7,16 @@ weights, and everything else, to the rewind point (the model's initial weights, 
 optimizer steps of round 0), and trains again with the masks held. Every round is scored and saved as a whole
 (``save_path/round-<i>``, staged and renamed, masks included) before the next one starts, so Ctrl-C or a failure
 leaves the rounds finished before it complete; the final ticket (the last round, masks removed) goes to
-``save_path`` itself. Each round's training is the fine-tune Trainer's, in a scratch directory that is removed.
+``save_path`` itself. Once every round is done, ``round-<j>`` directories beyond the last round (an earlier, longer
+run's, replaced with --overwrite) are removed. Each round's training is the fine-tune Trainer's, in a scratch
+directory that is removed.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List
@@ -58,6 +61,14 @@ def steps_per_round(samples: int, config: TrainConfig, world_size: int = 1) -> i
     micro_batches = len(epoch_batches(samples, config.batch_size, config.seed, 0, min_batch=world_size))
     steps = math.ceil(micro_batches / config.gradient_accumulation_steps) * config.epochs
     return steps if config.max_steps is None else min(steps, config.max_steps)
+
+
+def _remove_later_rounds(save_path: str, last: int) -> None:
+    """Remove the ``round-<j>`` directories with j > ``last``: an earlier run's, which this run did not replace."""
+    for name in os.listdir(save_path):
+        match = re.fullmatch(r"round-(\d+)", name)
+        if match and int(match[1]) > last:
+            shutil.rmtree(os.path.join(save_path, name))
 
 
 def _snapshot(model: nn.Module) -> Dict[str, Tensor]:
@@ -142,6 +153,8 @@ def lottery_ticket(
             result.rounds.append(done)
             if on_round is not None:
                 on_round(done)
+        if runtime is None or runtime.is_main:
+            _remove_later_rounds(save_path, iterations)
     except KeyboardInterrupt:
         last = f"{result.rounds[-1].path} holds the last complete round" if result.rounds else "no round completed"
         raise KeyboardInterrupt(f"interrupted in round {len(result.rounds)}; {last}") from None
