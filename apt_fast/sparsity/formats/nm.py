@@ -64,7 +64,7 @@ class NMWeight(SparseWeight):
         check_tensor("indices", indices, (out_features, ref.index_bytes_per_row(in_features, n, m)), (torch.uint8,))
         ref.check_positions(ref.unpack_positions(indices, in_features, n, m), n)
         scales = structure.get("scales")
-        if scales is not None:
+        if dtype == torch.int8:
             check_tensor("scales", scales, (out_features,), (torch.float32,))
         return cls(out_features, in_features, values, indices, scales, n, m)
 
