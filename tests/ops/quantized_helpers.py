@@ -1,13 +1,9 @@
-"""Shared pieces of the quantized-linear tests: weights in both layouts, and running at a tier with AMX forced
-down to small row counts (the AMX kernels only take over from amx_min_rows() rows on)."""
+"""Shared pieces of the quantized-linear tests: weights in both layouts."""
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
-from simd_tiers import ALL_TIERS, at_tier
 
 from apt_fast import _native
 from apt_fast.backends.cpu.panels import pack_fp8, pack_int8
@@ -41,28 +37,3 @@ def packed_int8(q, scales, group_size):
 def packed_fp8(codes, scales, group_size):
     _skip_without_native("FP8")
     return pack_fp8(codes, scales, group_size)
-
-
-@contextlib.contextmanager
-def every_row_on_amx():
-    native = _native.native()
-    previous = native.amx_min_rows()
-    native.set_amx_min_rows(1)
-    try:
-        yield
-    finally:
-        native.set_amx_min_rows(previous)
-
-
-@contextlib.contextmanager
-def at_kernel_tier(tier: str):
-    """The native kernels at `tier` ('amx': the AMX kernels for every row count); skips where the CPU lacks it."""
-    with at_tier(tier):
-        if tier == "amx":
-            with every_row_on_amx():
-                yield tier
-        else:
-            yield tier
-
-
-KERNEL_TIERS = ALL_TIERS

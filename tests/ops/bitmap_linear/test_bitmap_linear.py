@@ -11,6 +11,14 @@ import pytest
 import torch
 from bitmap_helpers import bitmap_weight, op_arguments
 from native_kernels import native_kernels_fixture
+from sparse_checks import (
+    assert_float_close,
+    exact_backward,
+    exact_forward,
+    num_threads,
+    torch_fp32_backward,
+    torch_fp32_forward,
+)
 
 from apt_fast import _native
 from apt_fast.reference import bitmap_linear as ref
@@ -28,36 +36,13 @@ LOOPS = ("few_rows", "many_rows")
 def loop_and_threads(loop: str, threads: int):
     """Run the kernels' few-rows or many-rows loop whatever the row count, on `threads` threads."""
     native = _native.native()
-    previous_rows, previous_threads = native.bitmap_many_rows(), torch.get_num_threads()
+    previous_rows = native.bitmap_many_rows()
     native.set_bitmap_many_rows(1 if loop == "many_rows" else 1 << 40)
-    torch.set_num_threads(threads)
     try:
-        yield
+        with num_threads(threads):
+            yield
     finally:
         native.set_bitmap_many_rows(previous_rows)
-        torch.set_num_threads(previous_threads)
-
-
-def exact_forward(x, w, bias):
-    """fp64 y of the layer as specified (x rounded to bf16 against bf16 values)."""
-    xm = x.bfloat16() if w.values.dtype == torch.bfloat16 else x
-    y = xm.double() @ w.to_dense().double().T
-    return y + bias.double() if bias is not None else y
-
-
-def torch_fp32_forward(x, w, bias):
-    xm = x.bfloat16().float() if w.values.dtype == torch.bfloat16 else x.float()
-    return torch.nn.functional.linear(xm, w.to_dense(), bias.float() if bias is not None else None)
-
-
-def assert_float_close(name, got, exact, same_precision):
-    """|got - exact| <= 2 |fp32 torch - exact| (max over the tensor) + the rounding of got's dtype."""
-    err_ref = (same_precision.double() - exact).abs().max().item()
-    rounding = exact.abs() * (2.0 ** -8 if got.dtype == torch.bfloat16 else 0.0)
-    excess = (got.double() - exact).abs() - rounding
-    err = excess.max().item() if excess.numel() else 0.0
-    assert err <= 2 * err_ref + 1e-7 * (exact.abs().max().item() if exact.numel() else 0), \
-        f"{name}: error {err:.3e} past the output's rounding, fp32 torch's {err_ref:.3e}"
 
 
 def run_forward(x, w, bias):
@@ -94,21 +79,6 @@ def test_int8_forward_bit_identical_on_every_tier(simd_tier, shape):
         want = ref.bitmap_linear_ref(x, *op_arguments(w), bias, n)
         diff = (got.float() - want.float()).abs().max().item() if got.numel() else 0.0
         assert torch.equal(got, want), f"{simd_tier}, {x_dtype}: differs from the reference by {diff}"
-
-
-def exact_backward(grad_y, x, w):
-    """fp64 (grad_x, grad_values): grad_y . W, and grad_y^T . x at the kept entries (x as the forward multiplies
-    it)."""
-    g = grad_y.double()
-    grad_x = g @ w.to_dense().double()
-    xm = x.bfloat16() if w.values.dtype == torch.bfloat16 else x
-    grad_values = (g.T @ xm.double())[w.mask()]
-    return grad_x, grad_values
-
-
-def torch_fp32_backward(grad_y, x, w):
-    xm = x.bfloat16().float() if w.values.dtype == torch.bfloat16 else x.float()
-    return grad_y.float() @ w.to_dense(), (grad_y.float().T @ xm)[w.mask()]
 
 
 @pytest.mark.parametrize("loop", LOOPS)

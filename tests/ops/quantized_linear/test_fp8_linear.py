@@ -5,7 +5,8 @@ tier, AMX included; e4m3 and e5m2; per-channel and per-block scales; bias; bf16 
 import pytest
 import torch
 from native_kernels import QUANTIZED_LINEAR_OPS, native_kernels_fixture
-from quantized_helpers import KERNEL_TIERS, at_kernel_tier, fp8_weights, packed_fp8
+from quantized_helpers import fp8_weights, packed_fp8
+from simd_tiers import ALL_TIERS, at_kernel_tier
 
 from apt_fast.reference import quantized_linear as ref
 
@@ -29,7 +30,7 @@ def check_against_fp64(got, x, codes, scales, bias, group_size, fp8_format, labe
     assert err <= 2 * ref_err + 1e-6 * scale, f"{label}: error {err:.3e} > 2 x torch bf16's {ref_err:.3e}"
 
 
-@pytest.mark.parametrize("tier", KERNEL_TIERS)
+@pytest.mark.parametrize("tier", ALL_TIERS)
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("shape", SHAPES, ids=[f"{m}x{n}x{k}g{g}" for m, n, k, g in SHAPES])
 def test_every_tier_against_fp64(tier, fmt, shape):
@@ -40,7 +41,7 @@ def test_every_tier_against_fp64(tier, fmt, shape):
     for dtype in (torch.float32, torch.bfloat16):
         x = (torch.randn(m, k, generator=generator) * 3).to(dtype)
         bias = torch.randn(n, generator=generator) if m % 2 else None
-        with at_kernel_tier(tier):
+        with at_kernel_tier(tier, "amx_min_rows"):
             got = torch.ops.apt_fast.fp8_linear(x, weight, packed_scales, bias, n, g, FORMATS[fmt])
         assert got.dtype == dtype and got.shape == (m, n)
         check_against_fp64(got, x, codes, scales, bias, g, FORMATS[fmt], f"{tier} {fmt} {dtype}")

@@ -5,7 +5,8 @@ gives the reference's numbers bit for bit (exact int32 sums, the same fp32 epilo
 import pytest
 import torch
 from native_kernels import QUANTIZED_LINEAR_OPS, native_kernels_fixture
-from quantized_helpers import KERNEL_TIERS, at_kernel_tier, int8_weights, packed_int8
+from quantized_helpers import int8_weights, packed_int8
+from simd_tiers import ALL_TIERS, at_kernel_tier
 
 from apt_fast.reference import quantized_linear as ref
 
@@ -22,7 +23,7 @@ def run(x, q, scales, bias, group_size, bits, packed=True):
     return torch.ops.apt_fast.int8_linear(x, weight, compensation, s, bias, q.shape[0], group_size, bits)
 
 
-@pytest.mark.parametrize("tier", KERNEL_TIERS)
+@pytest.mark.parametrize("tier", ALL_TIERS)
 @pytest.mark.parametrize("bits", [8, 16])
 @pytest.mark.parametrize("shape", SHAPES, ids=[f"{m}x{n}x{k}g{g}" for m, n, k, g in SHAPES])
 def test_bit_identical_to_reference_on_every_tier(tier, bits, shape):
@@ -33,7 +34,7 @@ def test_bit_identical_to_reference_on_every_tier(tier, bits, shape):
         x = (torch.randn(m, k, generator=generator) * 3).to(dtype)
         bias = torch.randn(n, generator=generator) if m % 2 else None
         want = ref.int8_linear_ref(x, q, scales, bias, g, bits)
-        with at_kernel_tier(tier):
+        with at_kernel_tier(tier, "amx_min_rows"):
             got = run(x, q, scales, bias, g, bits)
         diff = (got.float() - want.float()).abs().max().item()
         assert torch.equal(got, want), f"{tier}, {bits}-bit activations, {dtype}: differs from the reference by {diff}"
