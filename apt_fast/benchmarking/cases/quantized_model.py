@@ -19,43 +19,19 @@ from ...patching import patch
 from ...quantization import Int8WeightOnlyConfig, quantize
 from ..harness import BenchCase
 from ..targets import Targets
+from .apt_generation import NEW_TOKENS, PROMPT, agreement, generate_tokens, model, prompt
 
-PROMPT, NEW_TOKENS, MEMORY_NEW_TOKENS = 32, 64, 8
-SHAPE = dict(vocab_size=32000, d_model=1024, num_encoder_layers=4, num_decoder_layers=4, num_heads=16, d_ff=4096,
-             max_seq_len=256, dropout=0.0, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+MEMORY_NEW_TOKENS = 8
 
 
 @functools.lru_cache(maxsize=1)
 def _models():
-    from ...models.apt import APTConfig, APTModel
-
-    torch.manual_seed(0)
-    fp32 = APTModel(APTConfig(**SHAPE)).eval()
+    fp32 = model()
     int8 = copy.deepcopy(fp32)
     quantize(int8, Int8WeightOnlyConfig(), include_embedding=True)
-    for model in (fp32, int8):
-        patch(model)
-    prompt = torch.randint(3, SHAPE["vocab_size"], (1, PROMPT), generator=torch.Generator().manual_seed(1))
-    return fp32, int8, prompt
-
-
-def _generate_tokens(model, prompt, tokens: int):
-    with torch.no_grad():  # eos -1: never stops early, both sides decode exactly `tokens` steps
-        return model.generate(prompt, max_length=tokens, do_sample=False, eos_token_id=-1)
-
-
-def _generate(model, prompt):
-    return _generate_tokens(model, prompt, NEW_TOKENS)
-
-
-def _agreement(baseline: torch.Tensor, candidate: torch.Tensor) -> dict:
-    if baseline.shape != candidate.shape:
-        raise AssertionError(f"generations of different shapes: {tuple(baseline.shape)} vs {tuple(candidate.shape)}")
-    same = (baseline == candidate).reshape(-1)
-    prefix = int(same.long().cumprod(0).sum())
-    return {"greedy_tokens_equal": f"{int(same.sum())}/{same.numel()}", "greedy_common_prefix": prefix}
-
-
+    for each in (fp32, int8):
+        patch(each)
+    return fp32, int8, prompt()
 
 
 @functools.lru_cache(maxsize=1)
@@ -76,8 +52,8 @@ def _load_and_generate(path: str, prompt: torch.Tensor) -> torch.Tensor:
     """What a user's process holds at its peak: the model loaded from disk, then a short greedy generation."""
     from ...models.apt.loading import load
 
-    model, _ = load(path)
-    return _generate_tokens(model.eval(), prompt, MEMORY_NEW_TOKENS)
+    loaded, _ = load(path)
+    return generate_tokens(loaded.eval(), prompt, MEMORY_NEW_TOKENS)
 
 
 CASES = [
@@ -88,14 +64,15 @@ CASES = [
                              "V=32000, patched",
         make_inputs=lambda quick: _models(),
         prepare=lambda inputs: inputs,
-        baseline=lambda inputs: _generate(inputs[0], inputs[2]),
-        candidate=lambda inputs: _generate(inputs[1], inputs[2]),
-        check=_agreement,
+        baseline=lambda inputs: generate_tokens(inputs[0], inputs[2]),
+        candidate=lambda inputs: generate_tokens(inputs[1], inputs[2]),
+        check=agreement,
         baseline_name="the fp32 model (patched)",
         targets=Targets(min_speedup=2.0),
         quick=False,
         repeats=3,
-    ),    BenchCase(
+    ),
+    BenchCase(
         name="apt_model_memory[int8 weight-only vs fp32]",
         family="quantized_linear",
         shape=lambda inputs: f"apt_fast.load of the saved model + {MEMORY_NEW_TOKENS} greedy tokens; D=1024, 4+4 "
@@ -104,7 +81,7 @@ CASES = [
         prepare=lambda inputs: inputs,
         baseline=lambda inputs: _load_and_generate(inputs[0], inputs[2]),
         candidate=lambda inputs: _load_and_generate(inputs[1], inputs[2]),
-        check=_agreement,
+        check=agreement,
         baseline_name="the fp32 model, loaded the same way",
         targets=Targets(max_mem_ratio=0.3),
         quick=False,
