@@ -9,7 +9,7 @@ import os
 
 import pytest
 import torch
-from pruning_cli_helpers import load_linear_weights, png_size, sparsity_table, zero_share
+from pruning_cli_helpers import file_states, load_linear_weights, png_size, sparsity_table, zero_share
 
 import apt_fast
 
@@ -187,3 +187,22 @@ def test_overwrite_replaces_an_earlier_result(run_cli, model_dir, tmp_path):
     _prune(run_cli, source, out, "--prune-ratio", "0.3", "--prune-type", "magnitude")
     _prune(run_cli, source, out, "--prune-ratio", "0.7", "--prune-type", "magnitude", "--overwrite")
     assert _overall(load_linear_weights(out)) == pytest.approx(0.7, abs=1e-3)
+
+
+def test_interrupt_while_saving_leaves_the_earlier_result(run_cli, model_dir, tmp_path, monkeypatch):
+    """Ctrl-C after the new weights are staged, before they replace the earlier result (--overwrite): the
+    earlier files stay as they were and no staging folder is left behind."""
+    from apt_fast.models.apt.tokenization_byte import APTByteTokenizer
+
+    source, out = model_dir(), str(tmp_path / "out")
+    _prune(run_cli, source, out, "--prune-ratio", "0.3", "--prune-type", "magnitude")
+    before = file_states(out)
+
+    def interrupted(self, directory):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(APTByteTokenizer, "save_pretrained", interrupted)
+    code, _, err = run_cli(["prune", "--model-path", source, "--output-dir", out, "--prune-ratio", "0.7",
+                            "--prune-type", "structured", "--overwrite"])
+    assert code == 130 and err[-1] == "apt-fast prune: interrupted"
+    assert file_states(out) == before
