@@ -6,7 +6,7 @@
                           empty tensor in its place)
 
 The argument checks look at shapes and dtypes; the offsets and columns themselves are checked by every kernel
-(the native one in C++, in one pass over them) and where a weight is built (apt_fast.sparsity.formats.block).
+(the native one in C++, one pass over each) and where a weight is built (apt_fast.sparsity.formats.block).
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ struct BlockBackwardArgs {
   int num_threads = 1;
 };
 
-// Validate (shapes, and the offsets and columns in one pass), then run the tier in use.
+// Validate (shapes, the offsets, then the columns), then run the tier in use.
 void block_linear(const BlockLinearArgs& args);
 void block_linear_backward(const BlockBackwardArgs& args);
 

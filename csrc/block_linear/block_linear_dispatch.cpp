@@ -1,4 +1,4 @@
-// The block-sparse linear layer's entry points: validate (shapes, then offsets and columns in one pass), then pick
+// The block-sparse linear layer's entry points: validate (shapes, the offsets, then the columns), then pick
 // AMX (bf16 values in (16, 16) or (32, 32) blocks, from block_amx_min_rows() rows, where the CPU has it) or the
 // vector tier in use.
 #include <atomic>
@@ -28,10 +28,14 @@ void check_weight(const BlockWeight& w) {
   APT_CHECK(w.row_offsets[s.block_rows()] == w.blocks,
             "block_row_offsets[-1] must equal the number of blocks " << w.blocks << ", got "
                                                                       << w.row_offsets[s.block_rows()]);
+  // All offsets first: rising from 0 to blocks, every row's range lies inside block_columns.
   for (int64_t row = 0; row < s.block_rows(); ++row) {
     const int64_t begin = w.row_offsets[row], end = w.row_offsets[row + 1];
     APT_CHECK(begin <= end, "block_row_offsets must not decrease, got " << begin << " then " << end << " at block row "
                                                                         << row);
+  }
+  for (int64_t row = 0; row < s.block_rows(); ++row) {
+    const int64_t begin = w.row_offsets[row], end = w.row_offsets[row + 1];
     for (int64_t b = begin; b < end; ++b) {
       const int64_t column = w.columns[b];
       APT_CHECK(column >= 0 && column < s.block_cols(),

@@ -1,5 +1,5 @@
 """CPU kernels of apt_fast::block_linear and block_linear_backward (apt_fast._C, csrc/block_linear). The ops check
-shapes and dtypes first; the kernel checks the offsets and columns (one pass) and reads the blocks as they are."""
+shapes and dtypes first; the kernel checks the offsets, then the columns, and reads the blocks as they are."""
 
 from __future__ import annotations
 
