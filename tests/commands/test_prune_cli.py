@@ -168,8 +168,9 @@ def test_sparsify_saves_a_compressed_model_with_the_same_outputs(run_cli, model_
     source_ids, target_ids = torch.randint(3, 200, (2, 9)), torch.randint(3, 200, (2, 6))
     with torch.no_grad():
         expected, got = dense(source_ids, target_ids), sparse(source_ids, target_ids)
-    # the sparse kernels sum the same products in another order: fp32 rounding, measured ~1e-6 here
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    # the sparse kernels sum the same products in another order: fp32 rounding, measured <= 1.2e-7 on logits of
+    # magnitude ~0.3 at every SIMD tier (scalar, avx2, avx512); 100x that
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_sparsify_keeps_slow_layers_dense(run_cli, model_dir, tmp_path):
