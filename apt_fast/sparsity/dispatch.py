@@ -1,11 +1,13 @@
 """The dispatcher's measurements: how long a sparse weight's ``linear`` takes against the dense F.linear of the
 layer it replaces, at a few row counts M (decode M=1 up to prefill), on the layer's own shape.
 
-Each side runs a few timed calls, interleaved (so a slow spell hits both), and the median counts. Weights are
-cycled over copies of at least 128 MiB, as in a model whose weights do not fit the caches (a decode step reads
-every layer's weights from memory). A measurement is kept in a per-process table keyed by format, options,
-dtype, shape, bias, sparsity (to 5%), M and thread count, so layers of the same kind are measured once and the
-others predicted from it.
+Weights are cycled over copies of at least 128 MiB, as in a model whose weights do not fit the caches (a decode
+step reads every layer's weights from memory). One timed sample is a round over every copy, so that each sample
+reads the whole working set (a single call at M=1 on a small layer takes a fraction of a millisecond: timer and
+scheduling noise would decide); the two sides' rounds alternate (so a slow spell hits both), after one warm-up
+round each, and the median round divided by the copies counts. A measurement is kept in a per-process table keyed
+by format, options, dtype, shape, bias, sparsity (to 5%), M and thread count, so layers of the same kind are
+measured once and the others predicted from it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ MAX_COPIES = 32
 REPEATS = 5
 SPARSITY_STEP = 0.05
 
-# (sparse call, dense call, x [M, K]) -> (sparse seconds, dense seconds); injectable for tests
+# (sparse round, dense round, x [M, K]) -> (sparse seconds, dense seconds) of one round; injectable for tests (an
+# injected measure gets rounds of one call: no copies are made)
 Measure = Callable[[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor], Tensor], Tuple[float, float]]
 
 
@@ -66,16 +69,16 @@ def _copy(weight: SparseWeight) -> SparseWeight:
                            else getattr(weight, f.name) for f in fields(weight)})
 
 
-class _Cycle:
-    """Calls ``fn(item, x)`` on the next of ``items`` at each call."""
+class _Round:
+    """Calls ``fn(item, x)`` on each of ``items`` in turn: one call reads every copy once."""
 
     def __init__(self, items, fn):
-        self.items, self.fn, self.next = items, fn, 0
+        self.items, self.fn = items, fn
 
     def __call__(self, x: Tensor) -> Tensor:
-        item = self.items[self.next]
-        self.next = (self.next + 1) % len(self.items)
-        return self.fn(item, x)
+        for item in self.items:
+            y = self.fn(item, x)
+        return y
 
 
 def copies_for(dense_bytes: int) -> int:
@@ -117,10 +120,10 @@ def time_layer(weight: SparseWeight, dense: Tensor, bias: Optional[Tensor], spar
             sparse_copies = [weight] + [_copy(weight) for _ in range(count - 1)]
             dense_copies = [dense] + [dense.clone() for _ in range(count - 1)]
         x = torch.randn(m, dense.shape[1], generator=torch.Generator().manual_seed(m)).to(dense)  # [M, K]
-        sparse_call = _Cycle(sparse_copies, lambda w, x: w.linear(x, w.values, bias))
-        dense_call = _Cycle(dense_copies, lambda w, x: F.linear(x, w, bias))
-        sparse_s, dense_s = measure(sparse_call, dense_call, x)
-        timings[m] = Timing(m, float(sparse_s), float(dense_s))
+        sparse_call = _Round(sparse_copies, lambda w, x: w.linear(x, w.values, bias))
+        dense_call = _Round(dense_copies, lambda w, x: F.linear(x, w, bias))
+        sparse_s, dense_s = measure(sparse_call, dense_call, x)  # one round: every copy once
+        timings[m] = Timing(m, float(sparse_s) / len(sparse_copies), float(dense_s) / len(dense_copies))
         if cached:
             _TABLE[key] = timings[m]
     return timings

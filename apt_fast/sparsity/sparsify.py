@@ -4,9 +4,11 @@ is faster, in place, and report per layer what was decided and why.
 For each selected nn.Linear: the mask is its pruning mask (``weight_mask``, apt_fast.pruning) or else its nonzero
 weights; the format is the first that fits the mask (patterns.py: N:M, block, bitmap); the dispatcher times the
 packed weight against the layer's dense F.linear at each row count of ``m_buckets`` (dispatch.py). A layer whose
-sparse kernel is not ``min_speedup`` times faster at the first (decode) row count stays an nn.Linear, its mask
-kept; a converted layer sends each row count to the faster path (sparse where >= min_speedup), keeping a dense copy
-only when some row count goes dense. A model with a ``config`` (the APT model) records the sparse layers there as
+sparse kernel is not ``min_speedup`` times faster at any of them stays an nn.Linear, its mask kept (the report
+gives the speedup at each row count); a converted layer sends each row count to the faster path (sparse where >=
+min_speedup), keeping a dense copy only when some row count goes dense. A model whose decoder re-reads its whole
+prefix (the APT model's generate) runs its layers at every row count from 1 up, so a layer that wins only at a few
+rows still pays. A model with a ``config`` (the APT model) records the sparse layers there as
 ``sparsity_config``, so that apt_fast.save / apt_fast.load keep them sparse.
 """
 
@@ -85,10 +87,10 @@ def _decide(module: nn.Linear, path: str, formats: Sequence[str], dtype: Optiona
     timings = time_layer(sparse, weight, module.bias, sparsity, buckets, measure)
     speedups = {m: timing.speedup for m, timing in timings.items()}
     decision = replace(decision, kind=kind, speedups=speedups)
-    first = buckets[0]
-    if speedups[first] < min_speedup:
-        return replace(decision, dense_reason=f"sparse {speedups[first]:.2f}x dense at M={first} "
-                                              f"({100 * sparsity:.1f}% sparse, {kind})"), None
+    if max(speedups.values()) < min_speedup:
+        measured = " / ".join(f"{speedups[m]:.2f}x" for m in buckets)
+        return replace(decision, dense_reason=f"sparse {measured} dense at M={' / '.join(map(str, buckets))}, none "
+                                              f">= {min_speedup:g}x ({100 * sparsity:.1f}% sparse, {kind})"), None
     route = Route(buckets, tuple(speedups[m] < min_speedup for m in buckets))
     layer = SparseLinear(sparse, module.bias, route=route, dense_dtype=dense_dtype)
     layer.train(module.training)
@@ -103,12 +105,13 @@ def sparsify(model: nn.Module, min_speedup: float = 1.05, formats: Union[str, Se
              include_embedding: bool = False, min_sparsity: float = MIN_SPARSITY,
              m_buckets: Sequence[int] = M_BUCKETS, measure: Optional[Measure] = None) -> SparsifyReport:
     """Convert the pruned nn.Linear layers of ``model`` (those ``filter_fn(module, path)`` selects, default all) to
-    SparseLinear in place where that is at least ``min_speedup`` times faster at decode, and return the report.
+    SparseLinear in place where that is at least ``min_speedup`` times faster at some row count of ``m_buckets``
+    (each row count then takes the faster path), and return the report.
 
     formats: "auto" (N:M, block or bitmap, whichever the mask fits first) or the format names to consider, in
     order. dtype: the sparse values' dtype (None: the weights'; torch.int8 quantizes them per output channel, for
     the bitmap and N:M formats). A layer below ``min_sparsity`` stays dense unmeasured. m_buckets: the row counts
-    timed (the first is the decode one); ``measure(sparse_call, dense_call, x) -> (sparse s, dense s)`` replaces
+    timed; ``measure(sparse_call, dense_call, x) -> (sparse s, dense s)`` replaces
     the timing (tests). A linear layer tied to an input embedding (the APT output projection) is left alone unless
     include_embedding=True, which converts it and makes the embedding look its rows up.
     """
