@@ -1,0 +1,12 @@
+"""bitmap_linear benchmarks: targets and measured figures in apt_fast/benchmarking/cases/bitmap_linear.py."""
+
+import pytest
+
+from apt_fast.benchmarking import select_cases
+
+CASES = select_cases(name_filter="bitmap_linear")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bitmap_linear(compare, case):
+    compare(case)  # fails when the outputs disagree; the targets' verdicts go to extra_info
