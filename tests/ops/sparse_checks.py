@@ -1,6 +1,7 @@
 """Shared pieces of the sparse families' CPU-kernel tests (bitmap_linear, nm_linear, block_linear): the layer computed
-exactly (fp64) and by torch in fp32 on any SparseWeight's dense masked weight, the float tolerance rule, and
-fixtures that run the native kernels at each tier or thread count.
+exactly (fp64) and by torch in fp32 on any SparseWeight's dense masked weight, the float tolerance rule, autograd
+and training through a family's functional entry point against torch on the dense weight, and fixtures that run
+the native kernels at each tier or thread count.
 
 A float kernel sums in another order than torch, so it is held to the error of torch's own fp32 computation of the
 same layer (same operands) against the exact fp64 result: within 2x that error (measured on the running machine),
@@ -86,6 +87,62 @@ def assert_float_close(name, got, exact, same_precision):
     err = excess.max().item() if excess.numel() else 0.0
     assert err <= 2 * err_ref + 1e-7 * (exact.abs().max().item() if exact.numel() else 0), \
         f"{name}: error {err:.3e} past the output's rounding, fp32 torch's {err_ref:.3e}"
+
+
+def check_autograd_against_dense(w: SparseWeight, apply, lead=(2, 5), seed: int = 0) -> None:
+    """Gradients of x, the values (only the stored entries) and bias through apply(x, values, bias) (the family's
+    apt_fast.functional entry point), x of shape [*lead, K], against torch autograd of the dense layer in fp64,
+    within 2x the error of torch's fp32 autograd."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(*lead, w.in_features, generator=generator).requires_grad_()
+    values = w.values.clone().requires_grad_()
+    bias = torch.randn(w.out_features, generator=generator).requires_grad_()
+    y = apply(x, values, bias)
+    upstream = torch.randn(y.shape, generator=generator)
+    y.backward(upstream)
+    assert values.grad.dtype == w.values.dtype and x.grad.dtype == bias.grad.dtype == torch.float32
+    dense = {}
+    for dtype in (torch.float64, torch.float32):
+        leaves = [t.detach().to(dtype).requires_grad_() for t in (x, w.values, bias)]
+        out = dense_layer(leaves[0], w, leaves[1], leaves[2], dtype)
+        out.backward(upstream.to(dtype))
+        dense[dtype] = (out.detach(), *(t.grad for t in leaves))
+    for name, got, exact, fp32 in zip(("y", "grad x", "grad values", "grad bias"),
+                                      (y.detach(), x.grad, values.grad, bias.grad), dense[torch.float64],
+                                      dense[torch.float32]):
+        assert_float_close(f"{name}, {w.values.dtype} values", got, exact, fp32)
+
+
+def check_training_against_dense(w: SparseWeight, apply, steps: int = 3, seed: int = 0) -> None:
+    """SGD steps through apply(x, values, bias) end where the same steps on the dense weight with a masked dW end
+    in fp64, within twice where they end in fp32; entries outside the format's mask stay zero."""
+    generator = torch.Generator().manual_seed(seed)
+    batches = [(torch.randn(6, w.in_features, generator=generator), torch.randn(6, w.out_features,
+                                                                                 generator=generator))
+               for _ in range(steps)]
+    values, bias = w.values.clone().requires_grad_(), torch.zeros(w.out_features, requires_grad=True)
+    optimizer = torch.optim.SGD([values, bias], lr=0.1)
+    for x, target in batches:
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(apply(x, values, bias), target).backward()
+        optimizer.step()
+    mask = w.mask()  # [N, K]
+    dense_runs = {}
+    for dtype in (torch.float64, torch.float32):
+        dense = w.to_dense().to(dtype).requires_grad_()
+        dense_bias = torch.zeros(w.out_features, dtype=dtype, requires_grad=True)
+        dense_optimizer = torch.optim.SGD([dense, dense_bias], lr=0.1)
+        for x, target in batches:
+            dense_optimizer.zero_grad()
+            torch.nn.functional.mse_loss(torch.nn.functional.linear(x.to(dtype), dense, dense_bias),
+                                         target.to(dtype)).backward()
+            dense.grad *= mask  # the masked dW
+            dense_optimizer.step()
+        dense_runs[dtype] = (dense.detach(), dense_bias.detach())
+    trained = w.to_dense(values.detach())
+    assert not trained[~mask].any()
+    assert_float_close("trained weight", trained, dense_runs[torch.float64][0], dense_runs[torch.float32][0])
+    assert_float_close("trained bias", bias.detach(), dense_runs[torch.float64][1], dense_runs[torch.float32][1])
 
 
 @contextlib.contextmanager

@@ -14,7 +14,8 @@ from nm_helpers import nm_mask, nm_weight, op_arguments
 from simd_tiers import ALL_TIERS, VECTOR_TIERS
 from sparse_checks import (
     assert_float_close,
-    dense_layer,
+    check_autograd_against_dense,
+    check_training_against_dense,
     exact_backward,
     exact_forward,
     multiplied,
@@ -237,25 +238,8 @@ def test_long_sums_stay_accurate(n, m):
 @pytest.mark.parametrize("values_dtype", FLOAT_VALUES)
 @pytest.mark.parametrize("n, m", [(2, 4), (4, 8)])
 def test_autograd_matches_torch_autograd_of_the_dense_masked_layer(n, m, values_dtype):
-    """Gradients of x, the values (only the kept entries) and bias through apt_fast.functional.nm_linear (leading
-    dims), against torch autograd of the dense layer in fp64 (within 2x the error torch's fp32 autograd makes)."""
     w = nm_weight(40, 96, n, m, values_dtype, seed=n)
-    x = torch.randn(2, 5, 96, requires_grad=True)
-    values = w.values.clone().requires_grad_()
-    bias = torch.randn(40, requires_grad=True)
-    y = nm_linear(x, values, w.indices, bias, n=n, m=m)
-    upstream = torch.randn(y.shape)
-    y.backward(upstream)
-    assert values.grad.dtype == values_dtype and x.grad.dtype == bias.grad.dtype == torch.float32
-    results = {}
-    for dtype in (torch.float64, torch.float32):
-        leaves = [t.detach().to(dtype).requires_grad_() for t in (x, w.values, bias)]
-        out = dense_layer(leaves[0], w, leaves[1], leaves[2], dtype)
-        out.backward(upstream.to(dtype))
-        results[dtype] = (out.detach(), *(t.grad for t in leaves))
-    for name, got, exact, fp32 in zip(("y", "x", "values", "bias"), (y.detach(), x.grad, values.grad, bias.grad),
-                                      results[torch.float64], results[torch.float32]):
-        assert_float_close(f"{name}, {values_dtype} values", got, exact.double(), fp32)
+    check_autograd_against_dense(w, lambda x, values, bias: nm_linear(x, values, w.indices, bias, n=n, m=m))
 
 
 def test_int8_values_are_frozen_and_x_and_bias_still_get_gradients():
@@ -269,35 +253,8 @@ def test_int8_values_are_frozen_and_x_and_bias_still_get_gradients():
 
 
 def test_training_steps_follow_the_dense_masked_layer():
-    """Three SGD steps through apt_fast.functional end where the same steps on the dense masked weight do (fp64),
-    within twice where they end in fp32; entries outside the format's mask stay zero."""
     w = nm_weight(24, 64, 4, 8, seed=2)
-    generator = torch.Generator().manual_seed(3)
-    batches = [(torch.randn(6, 64, generator=generator), torch.randn(6, 24, generator=generator)) for _ in range(3)]
-    values, bias = w.values.clone().requires_grad_(), torch.zeros(24, requires_grad=True)
-    optimizer = torch.optim.SGD([values, bias], lr=0.1)
-    for x, target in batches:
-        optimizer.zero_grad()
-        torch.nn.functional.mse_loss(nm_linear(x, values, w.indices, bias, n=4, m=8), target).backward()
-        optimizer.step()
-    dense_runs = {}
-    mask = w.mask()
-    for dtype in (torch.float64, torch.float32):
-        dense = w.to_dense().to(dtype).requires_grad_()
-        dense_bias = torch.zeros(24, dtype=dtype, requires_grad=True)
-        dense_optimizer = torch.optim.SGD([dense, dense_bias], lr=0.1)
-        for x, target in batches:
-            dense_optimizer.zero_grad()
-            loss = torch.nn.functional.mse_loss(torch.nn.functional.linear(x.to(dtype), dense, dense_bias),
-                                                target.to(dtype))
-            loss.backward()
-            dense.grad *= mask  # the masked dW
-            dense_optimizer.step()
-        dense_runs[dtype] = (dense.detach(), dense_bias.detach())
-    trained = w.to_dense(values.detach())
-    assert not trained[~mask].any()
-    assert_float_close("trained weight", trained, dense_runs[torch.float64][0], dense_runs[torch.float32][0])
-    assert_float_close("trained bias", bias.detach(), dense_runs[torch.float64][1], dense_runs[torch.float32][1])
+    check_training_against_dense(w, lambda x, values, bias: nm_linear(x, values, w.indices, bias, n=4, m=8))
 
 
 # --- bad input ------------------------------------------------------------------------------------------------------
