@@ -304,21 +304,30 @@ STRUCTURE_IDS = ["first offset", "last offset", "decrease", "far past the end", 
                  "descending", "repeated"]
 
 
+def _with_structure(change):
+    w = _structure_weight()
+    return tuple({"values": w.values, "block_row_offsets": w.block_row_offsets, "block_columns": w.block_columns,
+                  **change}.values())
+
+
 @pytest.mark.parametrize("change, native_message, reference_message", BAD_STRUCTURES, ids=STRUCTURE_IDS)
 def test_bad_offsets_and_columns_are_a_value_error_in_cpp(change, native_message, reference_message):
-    """The ops check shapes and dtypes; the C++ kernel checks the offsets and columns (forward and backward) and
-    the reference its own way: each a ValueError saying what is wrong, never a read out of bounds."""
+    """The ops check shapes and dtypes; the C++ kernel checks the offsets and columns (forward and backward): a
+    ValueError saying what is wrong, never a read out of bounds."""
     require_native(*OPS)
-    w = _structure_weight()
-    arguments = {"values": w.values, "block_row_offsets": w.block_row_offsets, "block_columns": w.block_columns,
-                 **change}
-    x = torch.randn(2, 64)
+    weight, x = _with_structure(change), torch.randn(2, 64)
     with pytest.raises(ValueError, match=f"^{native_message}$"):
-        torch.ops.apt_fast.block_linear(x, *arguments.values(), None, 48)
+        torch.ops.apt_fast.block_linear(x, *weight, None, 48)
     for flags in ((True, False), (False, True)):
         with pytest.raises(ValueError, match=f"^{native_message}$"):
-            torch.ops.apt_fast.block_linear_backward(torch.randn(2, 48), x, *arguments.values(), *flags)
+            torch.ops.apt_fast.block_linear_backward(torch.randn(2, 48), x, *weight, *flags)
+
+
+@pytest.mark.parametrize("change, native_message, reference_message", BAD_STRUCTURES, ids=STRUCTURE_IDS)
+def test_bad_offsets_and_columns_are_a_value_error_in_the_reference(change, native_message, reference_message):
+    weight, x = _with_structure(change), torch.randn(2, 64)
     with pytest.raises(ValueError, match=f"^{reference_message}$"):
-        ref.block_linear_ref(x, *arguments.values(), None, 48)
-    with pytest.raises(ValueError, match=f"^{reference_message}$"):
-        ref.block_linear_backward_ref(torch.randn(2, 48), x, *arguments.values(), False, True)
+        ref.block_linear_ref(x, *weight, None, 48)
+    for flags in ((True, False), (False, True)):
+        with pytest.raises(ValueError, match=f"^{reference_message}$"):
+            ref.block_linear_backward_ref(torch.randn(2, 48), x, *weight, *flags)
