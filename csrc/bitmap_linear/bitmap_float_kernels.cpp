@@ -23,6 +23,12 @@ constexpr int64_t kTileRows = kTileVectors * Vec::size;
 constexpr unsigned kLaneBits = static_cast<unsigned>((uint64_t{1} << Vec::size) - 1);
 constexpr int64_t kSparseRow = 16;      // a row with fewer than K / kSparseRow kept entries is visited entry by entry
 
+// The streams of packed values and bitmap words are read this far ahead (prefetches that run across the 4 KiB
+// pages the hardware prefetchers stop at).
+constexpr int64_t kPrefetchBytes = 2048;
+constexpr int64_t kWordsPerLine = 8;
+constexpr int64_t kPrefetchWords = 2 * kBitmapWord;  // two rows of 4096 inputs ahead
+
 // out[i * kRowsPerTask + (n - n0)] = x row i . W row n, for the MR rows of x at xr ([MR][kp]) and rows [n0, n1).
 template <class V, int MR>
 void expanded_rows(const BitmapWeight& w, const float* xr, int64_t n0, int64_t n1, float* out) {
@@ -48,10 +54,12 @@ void expanded_rows(const BitmapWeight& w, const float* xr, int64_t n0, int64_t n
     for (auto& row : acc)
       for (Vec& a : row) a = Vec(0.0f);
     for (int64_t wd = 0; wd < words; ++wd) {
+      if (wd % kWordsPerLine == 0) __builtin_prefetch(bits + wd + kPrefetchWords);
       const uint64_t b = bits[wd];
       if (b == 0) continue;
       const float* xw = xr + wd * kBitmapWord;
       for (int p = 0; p < kBitmapWord; p += Vec::size) {
+        __builtin_prefetch(reinterpret_cast<const char*>(v) + kPrefetchBytes);
         const unsigned lanes = static_cast<unsigned>(b >> p) & kLaneBits;
         const Vec wv = Vec::expand(v, lanes);
         v += __builtin_popcount(lanes);

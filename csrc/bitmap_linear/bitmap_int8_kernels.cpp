@@ -21,6 +21,11 @@ namespace {
 
 constexpr int kRowBlock = 4;
 constexpr int64_t kSparseRow = 16;  // rows with fewer than K / kSparseRow kept entries: entry by entry
+// The streams of packed values and bitmap words are read this far ahead (prefetches that run across the 4 KiB
+// pages the hardware prefetchers stop at).
+constexpr int64_t kPrefetchBytes = 2048;
+constexpr int64_t kWordsPerLine = 8;
+constexpr int64_t kPrefetchWords = 2 * kBitmapWord;
 
 #if APT_SIMD_LEVEL == 2
 constexpr int kOffset = 128;  // u8 activations for VPDPBUSD
@@ -53,6 +58,8 @@ void row_sums(const BitmapWeight& w, const uint8_t* qa, int64_t n, int32_t* sums
   __m512i acc[MR], weight_sum = _mm512_setzero_si512();
   for (__m512i& a : acc) a = _mm512_setzero_si512();
   for (int64_t wd = 0; wd < words; ++wd) {
+    if (wd % kWordsPerLine == 0) __builtin_prefetch(bits + wd + kPrefetchWords);
+    __builtin_prefetch(v + kPrefetchBytes);
     const uint64_t b = bits[wd];
     if (b == 0) continue;
     const __m512i wv = _mm512_maskz_expandloadu_epi8(b, v);

@@ -25,6 +25,9 @@ namespace {
 constexpr int64_t kPad = 128;           // activation rows padded to a multiple of this (the widest window)
 constexpr int64_t kRowsPerTask = 16;    // weight rows per parallel task
 constexpr int kOffset = 128;            // int8 activations + 128 for the gather path: VPDPBUSD is unsigned x signed
+// Kept values one accumulator chain of the portable kernel sums before adding its sum to the total: a long row in
+// one chain loses ~K / Vec::size roundings of the growing partial sum per lane; chunked, it stays near torch's.
+constexpr int64_t kChainValues = 64;
 
 // The activations, prepared once: fp32 rows (bf16-rounded for bf16 values), bf16 rows, or int8 rows + scales.
 struct Activations {
@@ -102,15 +105,19 @@ void portable_rows(const NmLinearArgs& a, const Activations& act, int64_t n0, in
     const void* w = static_cast<const char*>(a.w.values) + n * kept * element;
     for (int64_t i = 0; i < a.m; ++i) {
       const float* x = act.xf.data() + i * act.kp;
-      Vec acc(0.0f);
-      for (int64_t j = 0; j < kept; j += Vec::size) {
-        const int count = static_cast<int>(std::min<int64_t>(Vec::size, kept - j));
-        // past the row's values: weight 0 at column k (a zero of the padding)
-        const Vec at = count == Vec::size ? Vec::load(where.data() + j)
-                                          : Vec::load_partial(where.data() + j, count, static_cast<float>(s.k));
-        acc = Vec::fmadd(load_values(w, a.w.dtype, j, count), Vec::gather(x, at), acc);
+      Vec total(0.0f);
+      for (int64_t j0 = 0; j0 < kept; j0 += kChainValues) {  // each chain summed on its own, then added
+        Vec acc(0.0f);
+        for (int64_t j = j0; j < std::min(kept, j0 + kChainValues); j += Vec::size) {
+          const int count = static_cast<int>(std::min<int64_t>(Vec::size, kept - j));
+          // past the row's values: weight 0 at column k (a zero of the padding)
+          const Vec at = count == Vec::size ? Vec::load(where.data() + j)
+                                            : Vec::load_partial(where.data() + j, count, static_cast<float>(s.k));
+          acc = Vec::fmadd(load_values(w, a.w.dtype, j, count), Vec::gather(x, at), acc);
+        }
+        total = total + acc;
       }
-      out[i * ld + (n - n0)] = acc.reduce_add();
+      out[i * ld + (n - n0)] = total.reduce_add();
     }
   }
 }
@@ -118,7 +125,9 @@ void portable_rows(const NmLinearArgs& a, const Activations& act, int64_t n0, in
 #if APT_SIMD_LEVEL == 2
 // --- AVX-512, 2:4 and 4:8: x gathered in registers --------------------------------------------------------------
 
-constexpr int kPrefetchBytes = 512;  // values fetched ahead of use, per row
+// Values fetched ahead of use, per row into L1; and, into L2, the same window of the next block of rows (values
+// and positions: the hardware prefetchers stop at each 4 KiB page, which a block of 2:4 int8 rows is).
+constexpr int kPrefetchBytes = 512;
 
 // A block: R weight rows [n0, n0 + R) against MR activation rows [i0, i0 + MR), every window of the rows.
 template <NmValues V, int MR, int R>
@@ -143,6 +152,9 @@ void gather_block(const NmLinearArgs& a, const Activations& act, const NmGatherI
     for (int r = 0; r < R; ++r) {
       const char* row = values + (r * kept + j0) * element;
       _mm_prefetch(row + kPrefetchBytes, _MM_HINT_T0);
+      _mm_prefetch(row + R * kept * element, _MM_HINT_T1);  // the next block's rows, into L2
+      _mm_prefetch(reinterpret_cast<const char*>(indices) + (r + R) * row_bytes + w * index.window_bytes(),
+                   _MM_HINT_T1);
       if (V == NmValues::Float32) wv[r] = _mm512_castps_si512(_mm512_maskz_loadu_ps(_cvtu32_mask16((1u << count) - 1), row));
       else if (V == NmValues::BFloat16) wv[r] = _mm512_maskz_loadu_epi16(_cvtu32_mask32(count == 32 ? ~0u : (1u << count) - 1), row);
       else wv[r] = _mm512_maskz_loadu_epi8(_cvtu64_mask64(count == 64 ? ~uint64_t{0} : (uint64_t{1} << count) - 1), row);
