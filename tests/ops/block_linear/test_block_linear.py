@@ -179,10 +179,8 @@ def test_zero_rows():
 
 @pytest.mark.parametrize("rows", [3, 40], ids=["dot_form", "transposed_form"])
 @pytest.mark.parametrize("block", [(32, 32), (1, 16)], ids=["32x32", "1x16"])
-def test_long_sums_stay_accurate(block, rows):
-    """A larger layer (sums over 1024 of 2048 inputs forward, 256 outputs backward), fp32 and bf16 values, at the
-    CPU's own tier (with its own AMX crossover)."""
-    require_native(*OPS)
+def test_long_sums_stay_accurate(tier, block, rows):
+    """A larger layer (sums over 1024 of 2048 inputs forward, 256 outputs backward), fp32 and bf16 values."""
     generator = torch.Generator().manual_seed(6)
     x, grad_y = torch.randn(rows, 2048, generator=generator), torch.randn(rows, 256, generator=generator)
     for values_dtype in FLOAT_DTYPES:

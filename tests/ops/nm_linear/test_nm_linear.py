@@ -217,20 +217,21 @@ def test_zero_rows():
     assert grad_x.shape == (0, 64) and torch.equal(grad_values, torch.zeros_like(w.values))
 
 
+@pytest.mark.parametrize("rows", [3, 40])
 @pytest.mark.parametrize("n, m", [(2, 4), (4, 8)])
-def test_long_sums_stay_accurate(n, m):
-    """A larger layer (sums over 1024 of 2048 inputs forward, 300 outputs backward), at the CPU's own tier."""
-    require_native(*OPS)
-    w = nm_weight(300, 2048, n, m, seed=5)
+def test_long_sums_stay_accurate(tier, n, m, rows):
+    """A larger layer (sums over 1024 of 2048 inputs forward, 300 outputs backward), fp32 and bf16 values."""
     generator = torch.Generator().manual_seed(6)
-    x, grad_y = torch.randn(40, 2048, generator=generator), torch.randn(40, 300, generator=generator)
-    with num_threads(2):
-        y = run_forward(x, w, None)
-        grad_x, grad_values = run_backward(grad_y, x, w)
-    assert_float_close("y", y, exact_forward(x, w, None), torch_fp32_forward(x, w, None))
-    for name, got, exact, fp32 in zip(("grad_x", "grad_values"), (grad_x, grad_values),
-                                      exact_backward(grad_y, x, w), torch_fp32_backward(grad_y, x, w)):
-        assert_float_close(name, got, exact, fp32)
+    x, grad_y = torch.randn(rows, 2048, generator=generator), torch.randn(rows, 300, generator=generator)
+    for values_dtype in FLOAT_VALUES:
+        w = nm_weight(300, 2048, n, m, values_dtype, seed=5)
+        with num_threads(2):
+            y = run_forward(x, w, None)
+            grad_x, grad_values = run_backward(grad_y, x, w)
+        assert_float_close(f"y, {values_dtype} values", y, exact_forward(x, w, None), torch_fp32_forward(x, w, None))
+        for name, got, exact, fp32 in zip(("grad_x", "grad_values"), (grad_x, grad_values),
+                                          exact_backward(grad_y, x, w), torch_fp32_backward(grad_y, x, w)):
+            assert_float_close(f"{name}, {values_dtype} values", got, exact, fp32)
 
 
 # --- autograd through apt_fast.functional ---------------------------------------------------------------------------
