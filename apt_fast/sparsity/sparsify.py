@@ -70,8 +70,8 @@ def _packed(weight: torch.Tensor, mask: torch.Tensor, formats: Sequence[str],
 
 
 def _decide(module: nn.Linear, path: str, formats: Sequence[str], dtype: Optional[torch.dtype], min_speedup: float,
-            min_sparsity: float, buckets: Tuple[int, ...], measure: Optional[Measure],
-            tied: bool) -> Tuple[LayerDecision, Optional[SparseLinear]]:
+            min_sparsity: float, buckets: Tuple[int, ...], measure: Optional[Measure], tied: bool,
+            pack_dense_layers: bool) -> Tuple[LayerDecision, Optional[SparseLinear]]:
     weight = module.weight.detach()  # [N, K]
     mask = mask_of(module)
     mask = weight != 0 if mask is None else mask  # [N, K] bool
@@ -87,13 +87,18 @@ def _decide(module: nn.Linear, path: str, formats: Sequence[str], dtype: Optiona
     timings = time_layer(sparse, weight, module.bias, sparsity, buckets, measure)
     speedups = {m: timing.speedup for m, timing in timings.items()}
     decision = replace(decision, kind=kind, speedups=speedups)
-    if max(speedups.values()) < min_speedup:
+    route = Route(buckets, tuple(speedups[m] < min_speedup for m in buckets))
+    if not pack_dense_layers and all(route.dense):
         measured = " / ".join(f"{speedups[m]:.2f}x" for m in buckets)
         return replace(decision, dense_reason=f"sparse {measured} dense at M={' / '.join(map(str, buckets))}, none "
                                               f">= {min_speedup:g}x ({100 * sparsity:.1f}% sparse, {kind})"), None
-    route = Route(buckets, tuple(speedups[m] < min_speedup for m in buckets))
     layer = SparseLinear(sparse, module.bias, route=route, dense_dtype=dense_dtype)
     layer.train(module.training)
+    if all(route.dense):  # pack_dense_layers: packed in the file, the dense copy serves every call
+        measured = " / ".join(f"{speedups[m]:.2f}x" for m in buckets)
+        return replace(decision, route="dense, held packed", dense_reason=f"sparse {measured} dense at M="
+                       f"{' / '.join(map(str, buckets))}, none >= {min_speedup:g}x ({100 * sparsity:.1f}% sparse, "
+                       f"{kind}); held packed (saved compressed), run dense"), layer
     copy_bytes = layer.dense_copy_bytes() or (weight.numel() * weight.element_size() if tied else 0)
     return replace(decision, route=route.describe() + (", embedding lookups from a dense copy" if tied else ""),
                    bytes_before=weight.numel() * weight.element_size(), bytes_after=layer.weight_bytes(),
@@ -103,7 +108,8 @@ def _decide(module: nn.Linear, path: str, formats: Sequence[str], dtype: Optiona
 def sparsify(model: nn.Module, min_speedup: float = 1.05, formats: Union[str, Sequence[str]] = "auto",
              dtype: Optional[torch.dtype] = None, *, filter_fn: Optional[FilterFn] = None,
              include_embedding: bool = False, min_sparsity: float = MIN_SPARSITY,
-             m_buckets: Sequence[int] = M_BUCKETS, measure: Optional[Measure] = None) -> SparsifyReport:
+             m_buckets: Sequence[int] = M_BUCKETS, measure: Optional[Measure] = None,
+             pack_dense_layers: bool = False) -> SparsifyReport:
     """Convert the pruned nn.Linear layers of ``model`` (those ``filter_fn(module, path)`` selects, default all) to
     SparseLinear in place where that is at least ``min_speedup`` times faster at some row count of ``m_buckets``
     (each row count then takes the faster path), and return the report.
@@ -113,7 +119,10 @@ def sparsify(model: nn.Module, min_speedup: float = 1.05, formats: Union[str, Se
     the bitmap and N:M formats). A layer below ``min_sparsity`` stays dense unmeasured. m_buckets: the row counts
     timed; ``measure(sparse_call, dense_call, x) -> (sparse s, dense s)`` replaces
     the timing (tests). A linear layer tied to an input embedding (the APT output projection) is left alone unless
-    include_embedding=True, which converts it and makes the embedding look its rows up.
+    include_embedding=True, which converts it and makes the embedding look its rows up. pack_dense_layers=True
+    also holds the layers the dispatcher keeps on the dense path as SparseLinear with an all-dense route: they are
+    saved compressed like the sparse ones (the file shrinks with the sparsity), and run from a dense copy built
+    in memory (the report still lists them as kept dense, with the reason).
     """
     route = _check_arguments(min_speedup, dtype, min_sparsity, m_buckets)
     names = check_formats(formats)
@@ -140,12 +149,13 @@ def sparsify(model: nn.Module, min_speedup: float = 1.05, formats: Union[str, Se
                                             "converts both"))
             continue
         decision, layer = _decide(module, path, names, dtype, float(min_speedup), float(min_sparsity),
-                                  route.buckets, measure, tied is not None)
+                                  route.buckets, measure, tied is not None, bool(pack_dense_layers))
         report.layers.append(decision)
         if layer is None:
             continue
         setattr(parent, name, layer)
-        report.swapped.append((path, type(module).__name__, "SparseLinear"))
+        report.swapped.append((path, type(module).__name__, "SparseLinear" + (" (dense path)" if
+                                                                              not decision.converted else "")))
         if tied is not None:
             embedding_parent, embedding_name, embedding_path, embedding = tied
             setattr(embedding_parent, embedding_name, SparseEmbedding(layer, embedding.padding_idx))

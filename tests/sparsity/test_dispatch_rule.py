@@ -74,3 +74,38 @@ def test_the_default_measure_times_rounds_over_every_copy_and_reports_per_call()
     assert copies == dispatch.MAX_COPIES
     assert timings[1].sparse_s < 0.05 and timings[1].dense_s < 0.05  # per call, not per round of 32 calls
     dispatch.clear_table()
+
+
+def test_pack_dense_layers_saves_slow_layers_packed_and_runs_them_dense(tmp_path):
+    from safetensors import safe_open
+
+    from apt_fast import MagnitudePruneConfig, load, prune, save
+    from apt_fast.models.apt import APTConfig, APTModel
+    from apt_fast.pruning.masks import remove_masks
+
+    torch.manual_seed(0)
+    model = APTModel(APTConfig(vocab_size=259, d_model=64, num_heads=4, num_encoder_layers=1, num_decoder_layers=1,
+                               d_ff=128, max_seq_len=24, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                               dropout=0.0)).eval()
+    prune(model, MagnitudePruneConfig(0.5, embedding_ratio=0.5))
+    remove_masks(model)
+    source = torch.randint(3, 259, (2, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = model(source)
+    report = sparsify(model, measure=timing(lambda m: 0.5), include_embedding=True, pack_dense_layers=True)
+    layers = [m for m in model.modules() if isinstance(m, SparseLinear)]
+    assert len(layers) == len(report.layers) and not report.converted  # every layer packed, none on a sparse path
+    assert all(all(layer.route.dense) for layer in layers)
+    reasons = report.dense_reasons().values()
+    assert all(reason.endswith("held packed (saved compressed), run dense") for reason in reasons)
+    save(model, tmp_path / "packed")
+    with safe_open(str(tmp_path / "packed" / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert not any(key.endswith((".weight_mask", ".dense_weight")) for key in keys)
+    assert not any(key.endswith(".weight") and key.removesuffix(".weight") + ".values" in keys for key in keys)
+    loaded, _ = load(tmp_path / "packed")
+    reloaded = [m for m in loaded.modules() if isinstance(m, SparseLinear)]
+    assert len(reloaded) == len(layers) and all(all(layer.route.dense) for layer in reloaded)
+    with torch.no_grad():
+        torch.testing.assert_close(model(source), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(loaded.eval()(source), expected, rtol=1e-5, atol=1e-5)
