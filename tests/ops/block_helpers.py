@@ -31,3 +31,21 @@ def block_weight(rows: int, k: int, block=(16, 16), density: float = 0.3, dtype:
 def op_arguments(w: BlockWeight):
     """(values, block_row_offsets, block_columns) as the ops take them."""
     return w.values, w.block_row_offsets, w.block_columns
+
+
+def seven_block_weight() -> BlockWeight:
+    """A (16, 16)-block [48, 64] fp32 weight whose structure the bad-input tests edit: 7 blocks, block rows
+    [0, 4, 7, 7], columns [0, 1, 2, 3 | 0, 2, 3] (block row 2 empty)."""
+    blocks = torch.tensor([[True, True, True, True], [True, False, True, True], [False, False, False, False]])
+    mask = blocks.repeat_interleave(16, 0).repeat_interleave(16, 1)  # [48, 64]
+    return BlockWeight.pack(torch.randn(48, 64, generator=torch.Generator().manual_seed(0)), mask, block=(16, 16))
+
+
+def offsets(*values) -> torch.Tensor:
+    """block_row_offsets as written."""
+    return torch.tensor(values, dtype=torch.int64)
+
+
+def columns(*values) -> torch.Tensor:
+    """block_columns as written."""
+    return torch.tensor(values, dtype=torch.int32)

@@ -4,7 +4,7 @@ accepts and the errors for what pack, from_state and the reference's structure c
 
 import pytest
 import torch
-from block_helpers import block_mask
+from block_helpers import block_mask, columns, offsets, seven_block_weight
 
 from apt_fast.sparsity.formats import FORMATS, pack
 from apt_fast.sparsity.formats.block import BlockWeight
@@ -55,23 +55,12 @@ def test_from_state_restores_what_pack_made(block, dtype):
 
 
 def _state(**changes):
-    """(out_features, in_features, options, values, structure) of a (16, 16)-block [48, 64] weight with blocks in
-    rows [0, 4, 7, 7]: columns [0, 1, 2, 3 | 0, 2, 3], some parts replaced."""
-    blocks = torch.tensor([[True, True, True, True], [True, False, True, True], [False, False, False, False]])
-    mask = blocks.repeat_interleave(16, 0).repeat_interleave(16, 1)  # [48, 64]
-    w = BlockWeight.pack(torch.randn(48, 64), mask, block=(16, 16))
+    """(out_features, in_features, options, values, structure) of seven_block_weight(), some parts replaced."""
+    w = seven_block_weight()
     structure = {**w.structure(), **{k: changes.pop(k) for k in ("block_row_offsets", "block_columns")
                                      if k in changes}}
     options = {**w.options(), **changes.pop("options", {})}
     return changes.pop("out_features", 48), 64, options, changes.pop("values", w.values), structure
-
-
-def columns(*values):
-    return torch.tensor(values, dtype=torch.int32)
-
-
-def offsets(*values):
-    return torch.tensor(values, dtype=torch.int64)
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -9,7 +9,7 @@ against fp64 (sparse_checks)."""
 
 import pytest
 import torch
-from block_helpers import block_mask, block_weight, op_arguments
+from block_helpers import block_mask, block_weight, columns, offsets, op_arguments, seven_block_weight
 from native_kernels import require_native
 from simd_tiers import ALL_TIERS, VECTOR_TIERS
 from sparse_checks import (
@@ -212,24 +212,9 @@ def test_training_steps_follow_the_dense_masked_layer():
 
 # --- bad input ------------------------------------------------------------------------------------------------------
 
-def _structure_weight():
-    """A (16, 16)-block [48, 64] weight with 7 blocks: block rows [0, 4, 7, 7], columns [0, 1, 2, 3 | 0, 2, 3]."""
-    blocks = torch.tensor([[True, True, True, True], [True, False, True, True], [False, False, False, False]])
-    mask = blocks.repeat_interleave(16, 0).repeat_interleave(16, 1)
-    return BlockWeight.pack(torch.randn(48, 64), mask, block=(16, 16))
-
-
-def offsets(*values):
-    return torch.tensor(values, dtype=torch.int64)
-
-
-def columns(*values):
-    return torch.tensor(values, dtype=torch.int32)
-
-
 def _bad_forward(case):
-    """block_linear's arguments for _structure_weight(), one of them replaced."""
-    w = _structure_weight()
+    """block_linear's arguments for seven_block_weight(), one of them replaced."""
+    w = seven_block_weight()
     arguments = dict(x=torch.randn(2, 64), values=w.values, block_row_offsets=w.block_row_offsets,
                      block_columns=w.block_columns, bias=None, out_features=48)
     arguments.update(case)
@@ -303,7 +288,7 @@ STRUCTURE_IDS = ["first offset", "last offset", "decrease", "far past the end", 
 
 
 def _with_structure(change):
-    w = _structure_weight()
+    w = seven_block_weight()
     return tuple({"values": w.values, "block_row_offsets": w.block_row_offsets, "block_columns": w.block_columns,
                   **change}.values())
 
