@@ -1,8 +1,8 @@
 """apt_fast::nm_linear and nm_linear_backward: the reference against fp64 math on the dense masked weight first
 (it is the oracle), then the CPU kernels against it on every vector tier (AMX off) and on AMX forced down to one
 row, over 2:4 and 4:8 (the AVX-512 gather and AMX paths) and 1:4 and 3:8 (the portable path), odd shapes (M = 1,
-3, 17, 65, 130, leading dims, N not a multiple of 16, K = m), rows keeping nothing and groups keeping zeros,
-fp32 / bf16 / int8 values, fp32 / bf16 x, bias or none, one and two threads, non-contiguous x; autograd through
+3, 17, 65, 130, leading dims, N not a multiple of 16, K = 8 up to 2048), rows keeping nothing and groups keeping
+zeros, fp32 / bf16 / int8 values, fp32 / bf16 x, bias or none, one and two threads, non-contiguous x; autograd through
 apt_fast.functional and a training step; the errors for bad input. Float results are held to twice the error of
 torch's own fp32 computation of the same layer against fp64 (sparse_checks); int8 outputs equal the reference bit
 for bit (exact int32 sums, the same fp32 epilogue)."""
