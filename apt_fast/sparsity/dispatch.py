@@ -5,7 +5,8 @@ Weights are cycled over copies of at least 128 MiB, as in a model whose weights 
 step reads every layer's weights from memory). One timed sample is a round over every copy, so that each sample
 reads the whole working set (a single call at M=1 on a small layer takes a fraction of a millisecond: timer and
 scheduling noise would decide); the two sides' rounds alternate (so a slow spell hits both), after one warm-up
-round each, and the median round divided by the copies counts. A measurement is kept in a per-process table keyed
+round each, and the median round divided by the copies counts. Each bucket of row counts is measured at both
+ends and judged by the worse (see time_layer). A measurement is kept in a per-process table keyed
 by format, options, dtype, shape, bias, sparsity (to 5%), M and thread count, so layers of the same kind are
 measured once and the others predicted from it.
 """
@@ -38,11 +39,13 @@ Measure = Callable[[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor], Tens
 
 @dataclass(frozen=True)
 class Timing:
-    """One row count's measurement: median seconds of the sparse and of the dense call."""
+    """One bucket's measurement: median seconds of the sparse and of the dense call at ``rows`` rows, the end of
+    bucket ``m`` (its first or its last row count) where the sparse kernel fared worse."""
 
     m: int
     sparse_s: float
     dense_s: float
+    rows: int = 0
 
     @property
     def speedup(self) -> float:
@@ -100,30 +103,48 @@ def clear_table() -> None:
     _TABLE.clear()
 
 
+def bucket_ends(buckets: Sequence[int]) -> Dict[int, Tuple[int, ...]]:
+    """bucket -> the row counts it is measured at: its first (one past the previous bucket) and its last."""
+    firsts = (1, *(b + 1 for b in buckets[:-1]))
+    return {b: tuple(sorted({first, b})) for first, b in zip(firsts, buckets)}
+
+
 @torch.no_grad()
 def time_layer(weight: SparseWeight, dense: Tensor, bias: Optional[Tensor], sparsity: float,
                buckets: Sequence[int] = M_BUCKETS, measure: Optional[Measure] = None) -> Dict[int, Timing]:
-    """M -> Timing of ``weight.linear`` against ``F.linear(x, dense, bias)`` (dense [N, K]: the layer's weight as
-    it is; x [M, K] in its dtype) for each M of ``buckets``. With the default ``measure`` the table above serves
-    what was measured before; an injected one is always called."""
+    """bucket M -> Timing of ``weight.linear`` against ``F.linear(x, dense, bias)`` (dense [N, K]: the layer's weight
+    as it is; x [rows, K] in its dtype) at both ends of each bucket of ``buckets`` (the calls of M=9 rows take the
+    path chosen for bucket 64 as much as those of 64 rows, and a kernel that works in tiles of rows may win at one
+    end only), keeping the end where sparse fares worse. With the default ``measure`` the table above serves what
+    was measured before; an injected one is always called."""
     cached = measure is None
     measure = measure or interleaved_medians
-    timings: Dict[int, Timing] = {}
-    sparse_copies = dense_copies = None
-    for m in buckets:
-        key = _key(weight, dense, bias is not None, sparsity, m)
+    copies: list = []
+    measured: Dict[int, Timing] = {}
+
+    def at(rows: int) -> Timing:
+        key = _key(weight, dense, bias is not None, sparsity, rows)
         if cached and key in _TABLE:
-            timings[m] = _TABLE[key]
-            continue
-        if sparse_copies is None:
+            return _TABLE[key]
+        if not copies:
             count = copies_for(dense.numel() * dense.element_size()) if cached else 1
-            sparse_copies = [weight] + [_copy(weight) for _ in range(count - 1)]
-            dense_copies = [dense] + [dense.clone() for _ in range(count - 1)]
-        x = torch.randn(m, dense.shape[1], generator=torch.Generator().manual_seed(m)).to(dense)  # [M, K]
+            copies.append([weight] + [_copy(weight) for _ in range(count - 1)])
+            copies.append([dense] + [dense.clone() for _ in range(count - 1)])
+        sparse_copies, dense_copies = copies
+        x = torch.randn(rows, dense.shape[1], generator=torch.Generator().manual_seed(rows)).to(dense)  # [rows, K]
         sparse_call = _Round(sparse_copies, lambda w, x: w.linear(x, w.values, bias))
         dense_call = _Round(dense_copies, lambda w, x: F.linear(x, w, bias))
         sparse_s, dense_s = measure(sparse_call, dense_call, x)  # one round: every copy once
-        timings[m] = Timing(m, float(sparse_s) / len(sparse_copies), float(dense_s) / len(dense_copies))
+        timing = Timing(rows, float(sparse_s) / len(sparse_copies), float(dense_s) / len(dense_copies), rows)
         if cached:
-            _TABLE[key] = timings[m]
+            _TABLE[key] = timing
+        return timing
+
+    timings: Dict[int, Timing] = {}
+    for m, ends in bucket_ends(tuple(buckets)).items():
+        for rows in ends:
+            if rows not in measured:
+                measured[rows] = at(rows)
+        worst = min((measured[rows] for rows in ends), key=lambda t: t.speedup)
+        timings[m] = Timing(m, worst.sparse_s, worst.dense_s, worst.rows)
     return timings

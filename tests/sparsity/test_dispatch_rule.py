@@ -48,11 +48,27 @@ def test_a_layer_that_wins_only_above_decode_rows_is_converted_with_a_dense_deco
 
 def test_a_layer_that_loses_everywhere_stays_dense_with_every_speedup_in_the_reason():
     model = _stack()
-    report = sparsify(model, measure=timing(lambda m: {1: 1.04, 8: 0.5, 64: 0.25}[m]), m_buckets=(1, 8, 64))
+    measure = timing(lambda m: 1.04 if m == 1 else 0.5 if m <= 8 else 0.25)
+    report = sparsify(model, measure=measure, m_buckets=(1, 8, 64))
     assert isinstance(model[0], nn.Linear)
     sparsity = 100 * report.layer("0").sparsity
     assert report.dense_reasons() == {"0": f"sparse 1.04x / 0.50x / 0.25x dense at M=1 / 8 / 64, none >= 1.05x "
                                            f"({sparsity:.1f}% sparse, bitmap fp32)"}
+
+
+def test_a_bucket_goes_sparse_only_where_sparse_wins_at_both_its_ends():
+    """A kernel that works in tiles of 64 rows may win at M=64 and lose at M=9, which bucket 64 serves too."""
+    model = _stack()
+    seen = []
+
+    def speedup(m):
+        seen.append(m)
+        return 1.5 if m in (1, 64) else 0.5
+
+    report = sparsify(model, measure=timing(speedup), m_buckets=(1, 8, 64))
+    assert sorted(set(seen)) == [1, 2, 8, 9, 64]
+    assert model[0].route.dense == (False, True, True)
+    assert report.layer("0").speedups == {1: 1.5, 8: 0.5, 64: 0.5}
 
 
 def test_the_default_measure_times_rounds_over_every_copy_and_reports_per_call():
