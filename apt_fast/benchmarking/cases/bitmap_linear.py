@@ -8,7 +8,25 @@ first against dense F.linear on the masked weight:
 * Never slower: a layer stack converted by apt_fast.sparsify (measuring dispatcher) <= 1.0x the dense stack at
   30%, 50%, 90% sparsity and M=1, 256.
 
-Measured (Sapphire Rapids, 2 threads, amx tier; median of 7, spread min-max): see bench-results/sparse-full.json.
+Measured (`apt-fast bench --filter bitmap_linear`, Sapphire Rapids-class Xeon, 2 threads, amx tier (the AVX-512
+kernels), median of 7 with min-max; bench-results/sparse-bitmap_linear.json):
+
+  GEMV fp32 50%     9.38 ms (9.13-10.10) torch / 5.52 ms (5.11-7.12) for 4 calls: 1.70x; 25.9 GB/s of packed bytes,
+                    90% of the measured read bandwidth (bound: 0.53 of dense's bytes, 1.88x)
+  GEMV fp32 50% vs CSR  65.5 ms (64.5-76.9) / 6.16 ms (5.71-6.91): 10.6x
+  GEMV fp32 70%     15.1 ms (14.4-16.4) / 7.05 ms (6.89-7.96) for 7 calls: 2.14x (target 2.5x missed); 22.1 GB/s,
+                    77% (bound 3.0x)
+  GEMV fp32 90%     34.3 ms (32.8-36.7) / 9.63 ms (9.45-10.3) for 16 calls: 3.56x (target 5x missed); 14.7 GB/s, 51%:
+                    bound by instructions, not bytes: the expansion costs the same per 16 inputs at any sparsity
+                    (~0.55 ms a 4096 x 4096 layer on 2 threads), while the 8.4 MiB alone would take 0.29 ms
+  GEMV int8 50%     26.0 ms (25.6-28.7) / 6.11 ms (5.68-7.14) for 13 calls: 4.25x (target 5x missed); 22.4 GB/s,
+                    78% (bound 6.1x); SQNR 41 dB against fp32
+  backward M=64     2.65x the forward (13.1 ms forward, 34.8 ms backward; target 1.2x missed); M=256 2.05x; torch's
+                    dense backward / forward in the same run 3.78x and 2.70x. The backward does twice the forward's
+                    multiply-adds (grad_x and grad_values, each as many as the forward), so 2x is its bound at the
+                    forward's efficiency.
+  never slower      sparsify'd layers / dense: 30% 0.93x (M=1), 0.95x (M=256, routed dense); 50% 0.71x, 0.98x
+                    (routed dense); 90% 0.26x, 0.77x: all <= 1.0x
 """
 
 from __future__ import annotations

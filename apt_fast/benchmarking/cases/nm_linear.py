@@ -11,7 +11,22 @@ same masked weight, whose per-channel scales and activation quantization are the
 * Backward at M=64 (fp32 values; grad_x and the masked grad of the values, one call): <= 1.2x the forward.
 * Never slower: layers converted by apt_fast.sparsify <= 1.0x the dense layers (bf16 at M=1, 256; int8 at M=1).
 
-Measured (Sapphire Rapids, 2 threads, amx tier; median of 7, spread min-max): see bench-results/sparse-full.json.
+Measured (`apt-fast bench --filter nm_linear`, Sapphire Rapids-class Xeon, 2 threads, amx tier, median of 7 with
+min-max; bench-results/sparse-nm_linear.json; a first run, in which the machine's memory was slow for both sides,
+was rerun):
+
+  GEMV bf16 M=1     torch bf16 11.7 ms (11.6-12.7) / 6.51 ms (6.09-6.95) for 8 calls: 1.80x; 23.2 GB/s, 78% of the
+                    read bandwidth (bound 1.78x at equal bandwidth)
+  GEMV int8 M=1     apt_fast W8A8 9.79 ms (9.50-10.5) / 8.02 ms (7.71-8.73) for 13 calls: 1.22x (target 1.6x missed;
+                    1.27x in the first run); 20.9 GB/s, 71%, the dense int8 kernel streaming its 16 MiB a layer at
+                    about the same rate: the bound is 1.6x
+  GEMM bf16         M=64 0.61x, M=256 0.57x torch bf16 (oneDNN AMX; 1.87 / 3.06 ms, 3.94 / 6.95 ms): target 1.3x
+                    missed. With no sparse matrix unit, the kernel runs VBMI gathers and AVX-512 BF16 dot products
+                    (5-9% of the AMX bf16 peak) on half the products, against dense AMX tiles on all of them.
+  GEMM int8         M=64 0.35x, M=256 0.57x apt_fast W8A8 (AMX int8): target 1.3x missed, for the same reason.
+  backward M=64     3.51x the forward (fp32 values: 12.9 ms forward, 45.1 ms backward; target 1.2x missed); M=256
+                    1.34x; torch's dense backward / forward 2.47x and 1.93x in the same run
+  never slower      sparsify'd layers / dense: bf16 0.37x (M=1), 0.98x (M=256, routed dense); int8 0.13x (M=1)
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from .common import assert_close, check_all
 K = N = 4096
 WORKING_SET_BYTES = 128 * 2**20  # weights cycled at decode: the packed set at least this
 DENSE_WORKING_SET_BYTES = 256 * 2**20  # and the dense set (twice: 128 MiB was seen partly cache-resident here)
-MAX_LAYERS = 32
+MAX_LAYERS = 64
 FP32_RTOL = 1e-5
 BF16_RTOL = 2 * 2.0 ** -8  # two bf16 ulps: both outputs are rounded to bf16 after fp32 sums in different orders
 INT8_MIN_SQNR_DB = 30.0  # W8A8: per-channel weights and per-row activations, as the dense W8A8 GEMM's check
@@ -126,7 +126,7 @@ def _clone(weight: SparseWeight) -> SparseWeight:
 def build_layers(mask_fn: MaskFn, format: str, dtype: torch.dtype, cycled: bool, baseline_bytes: int = 4,
                  **options) -> Layers:
     """One layer, or (``cycled``) the distinct weights and packed copies of Layers' docstring: as many distinct
-    weights as make 256 MiB at the baseline's ``baseline_bytes`` per weight, packed copies up to 32."""
+    weights as make 256 MiB at the baseline's ``baseline_bytes`` per weight, packed copies up to 64."""
     distinct = math.ceil(DENSE_WORKING_SET_BYTES / (N * K * baseline_bytes)) if cycled else 1
     dense, sparse, kept = [], [], 0
     for index in range(distinct):
