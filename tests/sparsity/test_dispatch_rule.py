@@ -2,6 +2,7 @@
 takes the faster path, and a layer left dense is reported with the speedup measured at every row count. Timings are
 injected, so no test depends on this machine's speed."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -92,6 +93,7 @@ def test_the_default_measure_times_rounds_over_every_copy_and_reports_per_call()
     dispatch.clear_table()
 
 
+@pytest.mark.filterwarnings("ignore:apt_fast.load.*has no tokenizer")
 def test_pack_dense_layers_saves_slow_layers_packed_and_runs_them_dense(tmp_path):
     from safetensors import safe_open
 
