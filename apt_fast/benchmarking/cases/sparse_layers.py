@@ -138,8 +138,11 @@ def build_layers(mask_fn: MaskFn, format: str, dtype: torch.dtype, cycled: bool,
         sparse.append(packed)
         kept += int(mask.sum())
     if cycled:
-        calls = min(MAX_LAYERS, max(distinct, math.ceil(WORKING_SET_BYTES / sparse[0].nbytes())))
-        sparse += [_clone(sparse[i % distinct]) for i in range(distinct, calls)]
+        calls, packed = distinct, sum(w.nbytes() for w in sparse)
+        while calls < MAX_LAYERS and packed < WORKING_SET_BYTES:
+            sparse.append(_clone(sparse[calls % distinct]))
+            packed += sparse[-1].nbytes()
+            calls += 1
     return Layers(dense, sparse, 1.0 - kept / (len(dense) * N * K))
 
 
