@@ -3,7 +3,7 @@
 // x is held as VNNI-2 B tiles (pairs of inputs per activation row, 32 inputs per tile, a 16-input block takes half
 // of one). Per block row and 32 activation rows, the C tiles accumulate over the row's kept blocks: 2 x 2 tiles for
 // 32-row blocks, 1 x 2 for 16-row ones (C in tmm0-3, A in tmm4-5, B in tmm6-7). C is [weight rows][activation
-// rows]: y is written transposed.
+// rows]: transposed in registers (16 x 16 at a time) into y's rows.
 #include <algorithm>
 #include <vector>
 
@@ -45,6 +45,44 @@ void to_b_tiles(const uint16_t* rows, int64_t mp, int64_t kp, uint16_t* tiles, i
   });
 }
 
+// r[j] = column j of the 16 x 16 fp32 block whose rows were r[0..15] (unpacks within 128-bit lanes, then lanes).
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+    t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
+    t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+    t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+    r[4 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88);
+    r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xDD);
+    r[12 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xDD);
+  }
+}
+
+// c [bn][kRowsPerPass] (the C tiles: weight rows by activation rows) -> ct [kRowsPerPass][bn], y's row order.
+void transpose_c(const float* c, int bn, float* ct) {
+  __m512 r[16];
+  for (int r0 = 0; r0 < bn; r0 += 16)
+    for (int i0 = 0; i0 < kRowsPerPass; i0 += 16) {
+      for (int k = 0; k < 16; ++k) r[k] = _mm512_load_ps(c + (r0 + k) * kRowsPerPass + i0);
+      transpose16(r);
+      for (int j = 0; j < 16; ++j) _mm512_storeu_ps(ct + (i0 + j) * bn + r0, r[j]);
+    }
+}
+
 }  // namespace
 
 void block_linear_kernel(const BlockLinearArgs& a) {
@@ -63,8 +101,8 @@ void block_linear_kernel(const BlockLinearArgs& a) {
   parallel_for(s.block_rows(), a.num_threads, [&](int64_t begin, int64_t end) {
     configure_tiles(s.bk);
     TileRelease release;
-    alignas(64) float c[32 * kRowsPerPass];  // [weight row][activation row]
-    alignas(64) float out[32];
+    alignas(64) float c[32 * kRowsPerPass];   // [weight row][activation row]
+    alignas(64) float ct[kRowsPerPass * 32];  // [activation row][weight row]
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n0 = row * s.bn;
       for (int64_t m0 = 0; m0 < mp; m0 += kRowsPerPass) {
@@ -93,8 +131,9 @@ void block_linear_kernel(const BlockLinearArgs& a) {
           _tile_stored(2, c + 16 * kRowsPerPass, kRowsPerPass * 4);
           _tile_stored(3, c + 16 * kRowsPerPass + 16, kRowsPerPass * 4);
         }
+        transpose_c(c, s.bn, ct);
         for (int64_t i = 0; i < std::min(kRowsPerPass, a.m - m0); ++i) {
-          for (int64_t r = 0; r < s.bn; ++r) out[r] = c[r * kRowsPerPass + i];
+          float* out = ct + i * s.bn;
           add_bias_row(out, s.bn, a.bias, n0);
           store_row(out, s.bn, static_cast<char*>(a.y) + ((m0 + i) * a.y_stride + n0) * element, a.x_dtype);
         }
