@@ -9,18 +9,17 @@ outputs checked first against torch F.linear on the masked weight, the baseline 
 Measured (`apt-fast bench --filter block_linear`, Sapphire Rapids-class Xeon, 2 threads, amx tier, median of 7
 with min-max; bench-results/sparse-block_linear.json):
 
-  GEMV fp32 M=1     41.7 ms (40.7-43.9) torch / 7.84 ms (7.62-8.42) for 21 calls (134 MiB packed): 5.32x; 17.9 GB/s,
-                    61% of the read bandwidth (bound: 0.1 of the bytes, ~10x); 5.62x and 6.66x in earlier runs
-  GEMV bf16 M=1     vs torch bf16: 57.0 ms (56.3-58.6) / 9.76 ms (9.54-12.5) for 41 calls (130 MiB): 5.85x
-  GEMM fp32 M=64    7.92 ms (7.65-11.0) / 1.26 ms (1.07-1.90): 6.29x (6.15x, 6.40x in earlier runs)
-  GEMM bf16 M=64    vs torch bf16 (oneDNN AMX): 1.75 ms (1.66-2.89) / 0.48 ms (0.41-0.57): 3.63x (target 6x missed;
-                    3.60x, 4.16x earlier): 6% of the AMX bf16 peak against oneDNN's ~30%. Per 32 activation rows a
-                    kept block is four 16 x 16 x 32 tile products, and each block row's C tiles are written back
-                    transposed element by element ([weight row][activation row] to y's rows), which at 10% density
-                    costs about as much as the products
-  backward M=64     2.13x the forward (1.27 ms / 2.70 ms; target 1.2x missed); M=256 2.58x; torch's dense backward /
-                    forward 3.66x and 2.60x in the same run; the backward does twice the forward's multiply-adds
-  never slower      sparsify'd layers / dense: 0.11x (M=1), 0.14x (M=64), 0.24x (M=256)
+  GEMV fp32 M=1     41.8 ms (41.1-46.0) torch / 7.79 ms (7.40-8.21) for 21 calls (134 MiB packed): 5.36x; 18.1 GB/s,
+                    60% of the read bandwidth (bound: 0.1 of the bytes, ~10x); 5.32x-6.66x in earlier runs
+  GEMV bf16 M=1     vs torch bf16: 56.7 ms (56.3-60.6) / 9.56 ms (9.29-10.9) for 41 calls (130 MiB): 5.93x
+  GEMM fp32 M=64    7.99 ms (7.81-9.09) / 1.19 ms (1.12-1.68): 6.73x (6.15x-6.40x in earlier runs)
+  GEMM bf16 M=64    vs torch bf16 (oneDNN AMX): 1.74 ms (1.61-2.29) / 0.39 ms (0.33-0.48): 4.41x (target 6x missed;
+                    3.6x before the C tiles were transposed in registers): 7% of the AMX bf16 peak against oneDNN's
+                    ~30%. Per 32 activation rows a kept block is four 16 x 16 x 32 tile products with four tile loads
+                    (the x tiles reloaded per block), and x is re-laid into VNNI tiles on every call
+  backward M=64     2.13x the forward (1.24 ms / 2.64 ms; target 1.2x missed); M=256 2.55x; torch's dense backward /
+                    forward 3.69x and 2.59x in the same run; the backward does twice the forward's multiply-adds
+  never slower      sparsify'd layers / dense: 0.10x (M=1), 0.13x (M=64), 0.24x (M=256)
 """
 
 from __future__ import annotations
