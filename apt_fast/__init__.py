@@ -37,7 +37,7 @@ _LAZY = {
     "CheckpointError": "apt_fast.models.apt.loading",
     "APTConfig": "apt_fast.models.apt",
     "APTModel": "apt_fast.models.apt",
-    "sparsify": "apt_fast.sparsity.sparsify",
+    "sparsify": "apt_fast.sparsity.convert",
     "SparsifyReport": "apt_fast.sparsity.report",
 }
 

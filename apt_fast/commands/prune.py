@@ -64,7 +64,7 @@ def _calibration_effect(before, after, samples: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..pruning import remove_masks
-    from ..sparsity.sparsify import sparsify  # the function (the package attribute may be the submodule)
+    from ..sparsity import sparsify
     from ..train.checkpointing import save_model
     from ..train.inputs import load_pretrained, load_tokenized
     from ..train.quality import measure_quality

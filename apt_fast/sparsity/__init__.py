@@ -1,11 +1,11 @@
 """Sparse weights: the packed formats of pruned nn.Linear weights (formats/) that the sparse matmul op families
-(bitmap_linear, nm_linear, block_linear) read, and ``sparsify(model)`` (sparsify.py), which swaps pruned layers
+(bitmap_linear, nm_linear, block_linear) read, and ``sparsify(model)`` (convert.py), which swaps pruned layers
 for apt_fast.modules.SparseLinear where the dispatcher (dispatch.py) measures the sparse kernel faster.
 
 ``sparsify`` and its report load on first use: apt_fast.modules.sparse_linear imports the formats from here, and
 sparsify imports it back."""
 
-_LAZY = {"sparsify": ".sparsify", "SparsifyReport": ".report", "LayerDecision": ".report"}
+_LAZY = {"sparsify": ".convert", "SparsifyReport": ".report", "LayerDecision": ".report"}
 
 
 def __getattr__(name: str):

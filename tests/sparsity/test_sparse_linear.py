@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import FORMAT_DTYPES, case_id, mask_for, pruned_linear
+from sparse_layer_helpers import FORMAT_DTYPES, case_id, mask_for, pruned_linear
 from torch import nn
 
 from apt_fast.modules import Int8Linear, SparseLinear

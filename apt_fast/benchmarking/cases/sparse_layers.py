@@ -315,7 +315,7 @@ def never_slower_case(family: str, label: str, mask_fn: MaskFn, rows: int, layer
     stays nn.Linear, a converted one routes each row count to the faster path), each applied to x [rows, K]
     against the same dense layers: the sparse ones must never be slower (<= 1.0x)."""
     def make_inputs(quick_run: bool):
-        from ...sparsity.sparsify import sparsify
+        from ...sparsity.convert import sparsify
 
         dense_layers = []
         for index in range(layer_count):

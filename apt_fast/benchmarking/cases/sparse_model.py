@@ -32,7 +32,7 @@ from ...modules.sparse_linear import SparseLinear
 from ...patching import patch
 from ...pruning import MagnitudePruneConfig, prune
 from ...pruning.masks import remove_masks
-from ...sparsity.sparsify import sparsify
+from ...sparsity.convert import sparsify
 from ..harness import BenchCase
 from ..targets import Targets
 from . import apt_generation as apt
