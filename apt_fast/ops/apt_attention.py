@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..reference.apt_attention_ops import apt_attention_core_ref, apt_head_mean_ref, grads_by_autograd
 from ..validation import check_dtype, check_in_range, check_same_device
-from .flash_attention import check_broadcast, check_like_q, check_qkv
+from .flash_attention import check_broadcast, check_like_q, check_qkv, check_same_dtype
 from .library import define_op
 
 MASKS = "Tensor? attn_mask, Tensor? key_padding_mask"
@@ -29,12 +29,12 @@ ATTENTION_BWD = (f"(Tensor grad_out, Tensor q, Tensor k, Tensor v, Tensor f, Ten
 
 
 def check_apt_masks(q: Tensor, k: Tensor, attn_mask: Optional[Tensor], key_padding_mask: Optional[Tensor]) -> None:
-    """attn_mask: additive, q's dtype, broadcastable to [B, H, T, S]; key_padding_mask: bool [B, S]."""
+    """attn_mask: additive, q's dtype (apt_fast.functional.apt_attention casts it), broadcastable to [B, H, T, S];
+    key_padding_mask: bool [B, S]."""
     b, h, t, _ = q.shape
     s = k.shape[2]
     if attn_mask is not None:
-        if attn_mask.dtype != q.dtype:
-            raise ValueError(f"attn_mask must be additive {q.dtype} like q here, got {attn_mask.dtype}")
+        check_same_dtype("attn_mask", attn_mask, "q", q)
         check_broadcast("attn_mask", attn_mask, (b, h, t, s), q)
     if key_padding_mask is not None:
         check_dtype("key_padding_mask", key_padding_mask, (torch.bool,))
@@ -45,11 +45,11 @@ def check_apt_masks(q: Tensor, k: Tensor, attn_mask: Optional[Tensor], key_paddi
 
 
 def check_shared_map(name: str, x: Tensor, q: Tensor, k: Tensor) -> None:
+    """x [B, T, S] in q's dtype."""
     shape = (q.shape[0], q.shape[2], k.shape[2])
     if tuple(x.shape) != shape:
         raise ValueError(f"{name} must have shape [B, T, S] = {list(shape)}, got {tuple(x.shape)}")
-    if x.dtype != q.dtype:
-        raise ValueError(f"{name} must be {q.dtype} like q, got {x.dtype}")
+    check_same_dtype(name, x, "q", q)
     check_same_device(name, x, "q", q)
 
 

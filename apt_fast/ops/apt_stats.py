@@ -10,7 +10,7 @@ zeros (their backward recomputes by autograd); only a backend's own forward outp
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -18,7 +18,7 @@ from torch import Tensor
 from ..reference.apt_attention import shared_map_ref
 from ..reference.apt_attention_ops import grads_by_autograd
 from ..validation import check_dtype, check_ndim, check_same_device
-from .flash_attention import ATTENTION_DTYPES, check_broadcast
+from .flash_attention import ATTENTION_DTYPES, check_broadcast, check_fp32_or_like, check_same_dtype
 from .library import define_op
 
 # Per-batch scalars saved by the native forward (csrc/apt_attention/apt_stats.h, kStatsSize).
@@ -32,12 +32,12 @@ STATS_BWD = (f"(Tensor grad_f, Tensor m, Tensor? attn_mask, {PARAMS}, float epsi
 
 def check_stats_args(m: Tensor, attn_mask: Optional[Tensor], w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor,
                      tau: Tensor) -> None:
-    """m [B, T, S]; attn_mask additive in m's dtype, broadcastable to [B, H, T, S]; the sr convs 1 -> Hd -> 1."""
+    """m [B, T, S]; attn_mask additive in m's dtype, broadcastable to [B, H, T, S]; the sr convs 1 -> Hd -> 1 and
+    tau in float32 or m's dtype (fp32 parameters meet a bf16 m under autocast)."""
     check_dtype("m", m, ATTENTION_DTYPES + (torch.float64,))
     check_ndim("m", m, 3, "[batch, queries, keys]")
     if attn_mask is not None:
-        if attn_mask.dtype != m.dtype:
-            raise ValueError(f"attn_mask must be additive {m.dtype} like m here, got {attn_mask.dtype}")
+        check_same_dtype("attn_mask", attn_mask, "m", m)
         check_ndim("attn_mask", attn_mask, 4, "[B|1, H|1, T, S]")
         check_broadcast("attn_mask", attn_mask, (m.shape[0], attn_mask.shape[1], *m.shape[1:]), m)
     hidden = w1.numel()
@@ -46,11 +46,17 @@ def check_stats_args(m: Tensor, attn_mask: Optional[Tensor], w1: Tensor, b1: Ten
     for name, x, shape in shapes:
         if tuple(x.shape) != shape:
             raise ValueError(f"{name} must have shape {list(shape)}, got {tuple(x.shape)}")
+        check_fp32_or_like(name, x, "m", m)
         check_same_device(name, x, "m", m)
 
 
+def _params_like_m(params: Tuple[Tensor, ...], m: Tensor) -> Tuple[Tensor, ...]:
+    """The reference computes in m's dtype: fp32 parameters meeting a bf16/fp16 m are cast to it."""
+    return tuple(p.to(m.dtype) for p in params)
+
+
 def _fwd_reference(m, attn_mask, w1, b1, w2, b2, tau, epsilon):
-    f = shared_map_ref(m, attn_mask, w1, b1, w2, b2, tau, epsilon)
+    f = shared_map_ref(m, attn_mask, *_params_like_m((w1, b1, w2, b2, tau), m), epsilon)
     return f, torch.zeros_like(m), m.new_zeros((m.shape[0], STATS_SIZE), dtype=torch.float64)
 
 
@@ -59,8 +65,10 @@ def _fwd_fake(m, attn_mask, w1, b1, w2, b2, tau, epsilon):
 
 
 def _bwd_reference(grad_f, m, attn_mask, w1, b1, w2, b2, tau, epsilon, r0, stats):
-    inputs = (m, attn_mask, w1, b1, w2, b2, tau, epsilon)
-    return tuple(grads_by_autograd(shared_map_ref, grad_f, inputs, (0, 2, 3, 4, 5, 6)))
+    params = (w1, b1, w2, b2, tau)
+    inputs = (m, attn_mask, *_params_like_m(params, m), epsilon)
+    grad_m, *grads = grads_by_autograd(shared_map_ref, grad_f, inputs, (0, 2, 3, 4, 5, 6))
+    return (grad_m, *[g.to(p.dtype) for g, p in zip(grads, params)])
 
 
 def _bwd_fake(grad_f, m, attn_mask, w1, b1, w2, b2, tau, epsilon, r0, stats):
@@ -74,8 +82,10 @@ def _check_fwd(m, attn_mask, w1, b1, w2, b2, tau, epsilon) -> None:
 def _check_bwd(grad_f, m, attn_mask, w1, b1, w2, b2, tau, epsilon, r0, stats) -> None:
     check_stats_args(m, attn_mask, w1, b1, w2, b2, tau)
     for name, x in (("grad_f", grad_f), ("r0", r0)):
+        check_same_dtype(name, x, "m", m)
         if tuple(x.shape) != tuple(m.shape):
             raise ValueError(f"{name} must have m's shape {tuple(m.shape)}, got {tuple(x.shape)}")
+    check_dtype("stats", stats, (torch.float64,))
     if tuple(stats.shape) != (m.shape[0], STATS_SIZE):
         raise ValueError(f"stats must have shape [{m.shape[0]}, {STATS_SIZE}], got {tuple(stats.shape)}")
 
