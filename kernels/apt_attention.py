@@ -30,6 +30,7 @@ from .flash_attention import (
     head_view,
     launch_config,
     load_tile,
+    mma,
     scores_tile,
     slice_mod,
     slice_view,
@@ -99,7 +100,7 @@ def _apt_head_mean_fwd_kernel(
     mean,  # view of the [B, T, S] output as [B, 1, T, S]
     views, H, T, S, D, scale,
     HAS_MASK: tl.constexpr, HAS_PAD: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # [BLOCK_M]
     cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)  # [BLOCK_N]
@@ -112,16 +113,16 @@ def _apt_head_mean_fwd_kernel(
     for h in range(0, H):
         q_tile = load_tile(slice_view(q, b, h), rows, dims, q_ok, 0.0)  # [BLOCK_M, BLOCK_D]
         k_tile = load_tile(slice_view(k, b, h), cols, dims, k_ok, 0.0)  # [BLOCK_N, BLOCK_D]
-        x, _ = masked_scores(scores_tile(q_tile, k_tile, scale), rows, cols, ok,
+        x, _ = masked_scores(scores_tile(q_tile, k_tile, scale, DOT), rows, cols, ok,
                              slice_mod(views, b, h, HAS_MASK, HAS_PAD))
         acc += sanitize(x)
     store_tile(slice_view(mean, b, 0), rows, cols, ok, acc / H)
 
 
 @triton.jit
-def _head_mean_ds(q_tile, k_tile, rows, cols, ok, grad_mean, inv_heads, scale, mod):
+def _head_mean_ds(q_tile, k_tile, rows, cols, ok, grad_mean, inv_heads, scale, mod, DOT: tl.constexpr):
     """d s_h of one [BLOCK_M, BLOCK_N] tile: dM / H where T1's clamp passes the gradient."""
-    x, _ = masked_scores(scores_tile(q_tile, k_tile, scale), rows, cols, ok, mod)
+    x, _ = masked_scores(scores_tile(q_tile, k_tile, scale, DOT), rows, cols, ok, mod)
     return pass_within(load_tile(grad_mean, rows, cols, ok, 0.0).to(tl.float32) * inv_heads, x, -CLAMP_SCORES,
                        CLAMP_SCORES)
 
@@ -132,7 +133,7 @@ def _apt_head_mean_bwd_dq_kernel(
     q, k, dq,  # views [B, H, T, d], [B, H, S, d], [B, H, T, d]
     views, H, T, S, D, scale,
     HAS_MASK: tl.constexpr, HAS_PAD: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # [BLOCK_M]
     bh = tl.program_id(1).to(tl.int64)
@@ -148,8 +149,9 @@ def _apt_head_mean_bwd_dq_kernel(
         cols = start_n + tl.arange(0, BLOCK_N)  # [BLOCK_N]
         col_ok = cols < S
         k_tile = load_tile(k_bh, cols, dims, col_ok[:, None] & dim_ok[None, :], 0.0)  # [BLOCK_N, BLOCK_D]
-        ds = _head_mean_ds(q_tile, k_tile, rows, cols, row_ok[:, None] & col_ok[None, :], grad_b, 1.0 / H, scale, mod)
-        acc += tl.dot(ds.to(k_tile.dtype), k_tile, input_precision="ieee")
+        ds = _head_mean_ds(q_tile, k_tile, rows, cols, row_ok[:, None] & col_ok[None, :], grad_b, 1.0 / H, scale, mod,
+                           DOT)
+        acc += mma(ds.to(k_tile.dtype), k_tile, DOT)
     store_tile(slice_view(dq, b, h), rows, dims, q_ok, acc * scale)
 
 
@@ -159,7 +161,7 @@ def _apt_head_mean_bwd_dk_kernel(
     q, k, dk,  # views [B, H, T, d], [B, H, S, d], [B, H, S, d]
     views, H, T, S, D, scale,
     HAS_MASK: tl.constexpr, HAS_PAD: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT: tl.constexpr,
 ):
     cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)  # [BLOCK_N]
     bh = tl.program_id(1).to(tl.int64)
@@ -175,8 +177,9 @@ def _apt_head_mean_bwd_dk_kernel(
         rows = start_m + tl.arange(0, BLOCK_M)  # [BLOCK_M]
         row_ok = rows < T
         q_tile = load_tile(q_bh, rows, dims, row_ok[:, None] & dim_ok[None, :], 0.0)  # [BLOCK_M, BLOCK_D]
-        ds = _head_mean_ds(q_tile, k_tile, rows, cols, row_ok[:, None] & col_ok[None, :], grad_b, 1.0 / H, scale, mod)
-        acc += tl.dot(tl.trans(ds).to(q_tile.dtype), q_tile, input_precision="ieee")
+        ds = _head_mean_ds(q_tile, k_tile, rows, cols, row_ok[:, None] & col_ok[None, :], grad_b, 1.0 / H, scale, mod,
+                           DOT)
+        acc += mma(tl.trans(ds).to(q_tile.dtype), q_tile, DOT)
     store_tile(slice_view(dk, b, h), cols, dims, k_ok, acc * scale)
 
 

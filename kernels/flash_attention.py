@@ -28,8 +28,18 @@ b·h) over the key blocks, accumulates dQ and adds the d(bias) tiles, summed in 
 broadcast T and S dims, with atomics into an fp32 buffer of the bias's own shape (the atomics also sum over
 its broadcast B and H dims; the order of those sums is not deterministic).
 
-Dots take their operands in the input dtype and accumulate in fp32; fp32 operands use IEEE fp32 products
-(not TF32), so fp32 results match the fp32 reference.
+Dtypes: q, k, v, out, dO (and the bias, masks, F and M) are read in their own dtype, fp32, bf16 or fp16; every
+dot (mma below) takes bf16/fp16 operands as they are (P and dS rounded to the input dtype first) and accumulates
+in fp32; fp32 operands use IEEE fp32 products (not TF32), so fp32 results match the fp32 reference. The softmax,
+lse, delta = rowsum(dO ⊙ O), the clamps and the statistics are fp32; out and the input gradients are stored in
+the input dtype, the bias/F gradients accumulate in fp32 buffers (atomics). The host makes no fp32 copy of q, k, v,
+out or dO.
+
+The operand dtype of the dots is the constexpr DOT (launch_config): the input dtype, except under the Triton
+interpreter (TRITON_INTERPRET=1), whose tl.dot multiplies bf16 operands as their uint16 storage (and whose bf16
+arithmetic and bf16 atomics are likewise unusable; loads, stores and fp32 <-> bf16 conversions work). There DOT
+is fp32: bf16 operands widened to fp32 are exact, and the product of two of them fits fp32's mantissa, so an fp32
+dot of them is the bf16 dot with fp32 accumulation, up to the order of the sums.
 """
 
 from __future__ import annotations
@@ -72,8 +82,15 @@ def store_tile(sliced, rows, cols, ok, value):
 
 
 @triton.jit
-def scores_tile(q_tile, k_tile, scale):  # q_tile [BLOCK_M, BLOCK_D], k_tile [BLOCK_N, BLOCK_D] -> [BLOCK_M, BLOCK_N]
-    return tl.dot(q_tile, tl.trans(k_tile), input_precision="ieee") * scale
+def mma(a, b, DOT: tl.constexpr):
+    """a [M, K] · b [K, N] -> [M, N] fp32: operands in DOT (see the module docstring), fp32 accumulation."""
+    return tl.dot(a.to(DOT), b.to(DOT), input_precision="ieee")
+
+
+@triton.jit
+def scores_tile(q_tile, k_tile, scale, DOT: tl.constexpr):
+    """scale · q_tile [BLOCK_M, BLOCK_D] · k_tile [BLOCK_N, BLOCK_D]ᵀ -> [BLOCK_M, BLOCK_N] fp32."""
+    return mma(q_tile, tl.trans(k_tile), DOT) * scale
 
 
 @triton.jit
@@ -92,10 +109,11 @@ def dropout_keep(index, dropout_p, keep_scale, seed):
 
 
 @triton.jit
-def _tile_logits(q_tile, k_tile, rows, cols, row_ok, col_ok, scale, mod, LOGITS: tl.constexpr, CAUSAL: tl.constexpr):
+def _tile_logits(q_tile, k_tile, rows, cols, row_ok, col_ok, scale, mod, LOGITS: tl.constexpr, CAUSAL: tl.constexpr,
+                 DOT: tl.constexpr):
     """(logits with -inf outside the bounds and above the causal diagonal, the modifier's saved tiles) of one tile."""
     ok = row_ok[:, None] & col_ok[None, :]  # [BLOCK_M, BLOCK_N]
-    logits, saved = LOGITS(scores_tile(q_tile, k_tile, scale), rows, cols, ok, mod)  # [BLOCK_M, BLOCK_N], ...
+    logits, saved = LOGITS(scores_tile(q_tile, k_tile, scale, DOT), rows, cols, ok, mod)  # [BLOCK_M, BLOCK_N], ...
     visible = ok
     if CAUSAL:
         visible = visible & (cols[None, :] <= rows[:, None])
@@ -109,7 +127,7 @@ def _attention_fwd_kernel(
     views,  # the modifier's four [B, H, T, S] views
     H, T, S, D, scale, dropout_p, keep_scale, seed,
     LOGITS: tl.constexpr, HAS_A: tl.constexpr, HAS_B: tl.constexpr, CAUSAL: tl.constexpr, DROPOUT: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT: tl.constexpr,
 ):
     start_m = tl.program_id(0) * BLOCK_M
     bh = tl.program_id(1).to(tl.int64)
@@ -131,7 +149,7 @@ def _attention_fwd_kernel(
         col_ok = cols < S
         kv_ok = col_ok[:, None] & dim_ok[None, :]  # [BLOCK_N, BLOCK_D]
         k_tile = load_tile(k_bh, cols, dims, kv_ok, 0.0)  # [BLOCK_N, BLOCK_D]
-        logits, _ = _tile_logits(q_tile, k_tile, rows, cols, row_ok, col_ok, scale, mod, LOGITS, CAUSAL)
+        logits, _ = _tile_logits(q_tile, k_tile, rows, cols, row_ok, col_ok, scale, mod, LOGITS, CAUSAL, DOT)
         new_max = tl.maximum(row_max, tl.max(logits, axis=1))  # [BLOCK_M]
         shift = tl.where(new_max == float("-inf"), 0.0, new_max)  # nothing visible yet: exp gives zeros
         p = tl.exp(logits - shift[:, None])  # [BLOCK_M, BLOCK_N]
@@ -140,7 +158,7 @@ def _attention_fwd_kernel(
         if DROPOUT:
             p = p * dropout_keep(drop_rows[:, None] + cols[None, :], dropout_p, keep_scale, seed)
         v_tile = load_tile(v_bh, cols, dims, kv_ok, 0.0)  # [BLOCK_N, BLOCK_D]
-        acc = acc * alpha[:, None] + tl.dot(p.to(v_tile.dtype), v_tile, input_precision="ieee")
+        acc = acc * alpha[:, None] + mma(p.to(v_tile.dtype), v_tile, DOT)
         row_max = new_max
 
     empty = row_sum == 0.0  # [BLOCK_M]
@@ -153,11 +171,11 @@ def _attention_fwd_kernel(
 @triton.jit
 def _bwd_tile(q_tile, k_tile, v_tile, do_tile, lse_rows, delta_rows, rows, cols, row_ok, col_ok, drop_rows, scale,
               dropout_p, keep_scale, seed, mod, LOGITS: tl.constexpr, GRAD: tl.constexpr, CAUSAL: tl.constexpr,
-              DROPOUT: tl.constexpr):
+              DROPOUT: tl.constexpr, DOT: tl.constexpr):
     """(P·Z, dS, d(bias)) of one [BLOCK_M, BLOCK_N] tile; lse_rows has -inf replaced by 0."""
-    logits, saved = _tile_logits(q_tile, k_tile, rows, cols, row_ok, col_ok, scale, mod, LOGITS, CAUSAL)
+    logits, saved = _tile_logits(q_tile, k_tile, rows, cols, row_ok, col_ok, scale, mod, LOGITS, CAUSAL, DOT)
     p = tl.exp(logits - lse_rows[:, None])  # [BLOCK_M, BLOCK_N]
-    dp = tl.dot(do_tile, tl.trans(v_tile), input_precision="ieee")  # [BLOCK_M, BLOCK_N] dO·Vᵀ
+    dp = mma(do_tile, tl.trans(v_tile), DOT)  # [BLOCK_M, BLOCK_N] dO·Vᵀ
     kept = p
     if DROPOUT:
         z = dropout_keep(drop_rows[:, None] + cols[None, :], dropout_p, keep_scale, seed)  # [BLOCK_M, BLOCK_N]
@@ -181,7 +199,7 @@ def _attention_bwd_dkdv_kernel(
     lse_ptr, delta_ptr,  # [B, H, T] fp32, contiguous
     views, H, T, S, D, scale, dropout_p, keep_scale, seed,
     LOGITS: tl.constexpr, GRAD: tl.constexpr, HAS_A: tl.constexpr, HAS_B: tl.constexpr, CAUSAL: tl.constexpr,
-    DROPOUT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    DROPOUT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT: tl.constexpr,
 ):
     start_n = tl.program_id(0) * BLOCK_N
     bh = tl.program_id(1).to(tl.int64)
@@ -207,9 +225,9 @@ def _attention_bwd_dkdv_kernel(
         lse_rows, delta_rows = _load_rows_stats(lse_ptr, delta_ptr, bh, T, rows, row_ok)
         kept, ds, _ = _bwd_tile(q_tile, k_tile, v_tile, do_tile, lse_rows, delta_rows, rows, cols, row_ok, col_ok,
                                    (bh * T + rows) * S, scale, dropout_p, keep_scale, seed, mod, LOGITS, GRAD, CAUSAL,
-                                   DROPOUT)
-        dv_acc += tl.dot(tl.trans(kept).to(do_tile.dtype), do_tile, input_precision="ieee")
-        dk_acc += tl.dot(tl.trans(ds).to(q_tile.dtype), q_tile, input_precision="ieee")
+                                   DROPOUT, DOT)
+        dv_acc += mma(tl.trans(kept).to(do_tile.dtype), do_tile, DOT)
+        dk_acc += mma(tl.trans(ds).to(q_tile.dtype), q_tile, DOT)
     store_tile(slice_view(dk, b, h), cols, dims, kv_ok, dk_acc * scale)
     store_tile(slice_view(dv, b, h), cols, dims, kv_ok, dv_acc)
 
@@ -239,7 +257,7 @@ def _attention_bwd_dq_kernel(
     views, H, T, S, D, scale, dropout_p, keep_scale, seed,
     LOGITS: tl.constexpr, GRAD: tl.constexpr, HAS_A: tl.constexpr, HAS_B: tl.constexpr, CAUSAL: tl.constexpr,
     DROPOUT: tl.constexpr, WANT_DBIAS: tl.constexpr, DBIAS_SUM_T: tl.constexpr, DBIAS_SUM_S: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT: tl.constexpr,
 ):
     start_m = tl.program_id(0) * BLOCK_M
     bh = tl.program_id(1).to(tl.int64)
@@ -265,11 +283,30 @@ def _attention_bwd_dq_kernel(
         v_tile = load_tile(v_bh, cols, dims, kv_ok, 0.0)  # [BLOCK_N, BLOCK_D]
         _, ds, dbias_tile = _bwd_tile(q_tile, k_tile, v_tile, do_tile, lse_rows, delta_rows, rows, cols, row_ok,
                                       col_ok, drop_rows, scale, dropout_p, keep_scale, seed, mod, LOGITS, GRAD, CAUSAL,
-                                      DROPOUT)
-        dq_acc += tl.dot(ds.to(k_tile.dtype), k_tile, input_precision="ieee")
+                                      DROPOUT, DOT)
+        dq_acc += mma(ds.to(k_tile.dtype), k_tile, DOT)
         if WANT_DBIAS:
             _add_bias_grad(dbias_bh, dbias_tile, rows, cols, row_ok, col_ok, DBIAS_SUM_T, DBIAS_SUM_S)
     store_tile(slice_view(dq, b, h), rows, dims, qo_ok, dq_acc * scale)
+
+
+@triton.jit
+def _attention_bwd_delta_kernel(
+    out, do,  # views [B, H, T, d]
+    delta_ptr,  # [B, H, T] fp32, contiguous
+    H, T, D,
+    BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    """delta = rowsum(dO ⊙ O) in fp32, from out and dO in their own dtype."""
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # [BLOCK_M]
+    bh = tl.program_id(1).to(tl.int64)
+    b, h = bh // H, bh % H
+    dims = tl.arange(0, BLOCK_D)  # [BLOCK_D]
+    row_ok = rows < T
+    ok = row_ok[:, None] & (dims < D)[None, :]  # [BLOCK_M, BLOCK_D]
+    o_tile = load_tile(slice_view(out, b, h), rows, dims, ok, 0.0).to(tl.float32)  # [BLOCK_M, BLOCK_D]
+    do_tile = load_tile(slice_view(do, b, h), rows, dims, ok, 0.0).to(tl.float32)  # [BLOCK_M, BLOCK_D]
+    tl.store(delta_ptr + bh * T + rows, tl.sum(o_tile * do_tile, axis=1), mask=row_ok)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -289,13 +326,22 @@ def broadcast_view(x: Optional[torch.Tensor], target: Tuple[int, int, int, int],
     return (x.view(torch.uint8) if x.dtype == torch.bool else x, *expanded.stride())
 
 
-def launch_config(q: torch.Tensor, block_m: Optional[int], block_n: Optional[int]) -> Dict[str, int]:
-    """BLOCK_M, BLOCK_N, BLOCK_D and the launch options for inputs like q [B, H, L, d]; tl.dot wants every block
-    dim >= 16. fp32 (FMA dots) takes 32 x 32 tiles and 8 warps, which sm_90 compiles without large register
-    spills; 16-bit inputs 64 x 64 tiles and 4 warps."""
+def dot_dtype(dtype: torch.dtype):
+    """The operand dtype of the dots for inputs of `dtype`: itself, but fp32 for bf16 under the interpreter
+    (see the module docstring)."""
+    if dtype == torch.bfloat16 and triton.knobs.runtime.interpret:
+        return tl.float32
+    return {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}[dtype]
+
+
+def launch_config(q: torch.Tensor, block_m: Optional[int], block_n: Optional[int]) -> Dict[str, object]:
+    """BLOCK_M, BLOCK_N, BLOCK_D, DOT and the launch options for inputs like q [B, H, L, d]; tl.dot wants every
+    block dim >= 16. fp32 (FMA dots) takes 32 x 32 tiles and 8 warps, which sm_90 compiles without large register
+    spills; 16-bit inputs 64 x 64 tiles and 4 warps (bf16/fp16 tensor-core dots)."""
     wide = q.element_size() == 4
     return dict(BLOCK_M=block_m or (32 if wide else 64), BLOCK_N=block_n or (32 if wide else 64),
-                BLOCK_D=max(16, triton.next_power_of_2(q.shape[-1])), num_warps=8 if wide else 4, num_stages=2)
+                BLOCK_D=max(16, triton.next_power_of_2(q.shape[-1])), DOT=dot_dtype(q.dtype),
+                num_warps=8 if wide else 4, num_stages=2)
 
 
 def keep_scale_of(dropout_p: float) -> float:
@@ -329,8 +375,10 @@ def attention_bwd(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: t
     b, h, t, d = q.shape
     s = k.shape[2]
     config = launch_config(q, block_m, block_n)
-    lse = lse.float().contiguous()  # [B, H, T]
-    delta = (grad_out.float() * out.float()).sum(-1)  # [B, H, T] rowsum(dO ⊙ O)
+    lse = lse.contiguous()  # [B, H, T] fp32
+    delta = torch.empty((b, h, t), dtype=torch.float32, device=q.device)  # [B, H, T] rowsum(dO ⊙ O)
+    _attention_bwd_delta_kernel[(triton.cdiv(t, config["BLOCK_M"]), b * h)](
+        head_view(out), head_view(grad_out), delta, h, t, d, BLOCK_M=config["BLOCK_M"], BLOCK_D=config["BLOCK_D"])
     dq = torch.empty_like(q, memory_format=torch.contiguous_format)  # [B, H, T, d]
     dk = torch.empty_like(k, memory_format=torch.contiguous_format)  # [B, H, S, d]
     dv = torch.empty_like(v, memory_format=torch.contiguous_format)  # [B, H, S, d]
