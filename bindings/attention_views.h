@@ -26,33 +26,41 @@ Broadcast4<T> broadcast4(const BroadcastView& v) {
   return Broadcast4<T>{reinterpret_cast<T*>(v[0]), v[1], v[2], v[3], v[4]};
 }
 
+// Calls fn(T{}) with the element type of a dtype code: 0 float32 (T = float), 1 bfloat16 (T = Bf16).
+template <class Fn>
+void with_element_type(int dtype, Fn&& fn) {
+  APT_CHECK(dtype == 0 || dtype == 1, "dtype code must be 0 (float32) or 1 (bfloat16), got " << dtype);
+  if (dtype == 0) fn(float{}); else fn(Bf16{});
+}
+
 inline AttentionDims attention_dims(const DimsView& v) { return AttentionDims{v[0], v[1], v[2], v[3], v[4]}; }
 
-// The forward fields of AttentionIO.
-inline AttentionIO attention_io(const DimsView& dims, const HeadView& q, const HeadView& k, const HeadView& v,
-                                float scale, float dropout_p, uint64_t seed, const HeadView& out, int64_t lse,
-                                int num_threads) {
-  AttentionIO io;
+// The forward fields of AttentionIO (T: float, or Bf16 for bf16 tensors).
+template <class T>
+AttentionIO<T> attention_io(const DimsView& dims, const HeadView& q, const HeadView& k, const HeadView& v, float scale,
+                            float dropout_p, uint64_t seed, const HeadView& out, int64_t lse, int num_threads) {
+  AttentionIO<T> io;
   io.dims = attention_dims(dims);
-  io.q = head_tensor<const float>(q);
-  io.k = head_tensor<const float>(k);
-  io.v = head_tensor<const float>(v);
+  io.q = head_tensor<const T>(q);
+  io.k = head_tensor<const T>(k);
+  io.v = head_tensor<const T>(v);
   io.scale = scale;
   io.dropout_p = dropout_p;
   io.seed = seed;
-  io.out = head_tensor<float>(out);
+  io.out = head_tensor<T>(out);
   io.lse = reinterpret_cast<float*>(lse);
   io.num_threads = num_threads;
   return io;
 }
 
 // Adds the backward fields.
-inline void attention_io_grads(AttentionIO& io, const HeadView& grad_out, const HeadView& dq, const HeadView& dk,
-                               const HeadView& dv) {
-  io.grad_out = head_tensor<const float>(grad_out);
-  io.dq = head_tensor<float>(dq);
-  io.dk = head_tensor<float>(dk);
-  io.dv = head_tensor<float>(dv);
+template <class T>
+void attention_io_grads(AttentionIO<T>& io, const HeadView& grad_out, const HeadView& dq, const HeadView& dk,
+                        const HeadView& dv) {
+  io.grad_out = head_tensor<const T>(grad_out);
+  io.dq = head_tensor<T>(dq);
+  io.dk = head_tensor<T>(dk);
+  io.dv = head_tensor<T>(dv);
 }
 
 }  // namespace apt_fast

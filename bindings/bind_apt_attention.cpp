@@ -14,12 +14,13 @@ AptMasks apt_masks(int64_t key_pad, const BroadcastView& mask) {
   return AptMasks{reinterpret_cast<const float*>(key_pad), broadcast4<const float>(mask)};
 }
 
-AptHeadMeanArgs head_mean_args(const DimsView& dims, const HeadView& q, const HeadView& k, float scale,
-                               int64_t key_pad, const BroadcastView& mask, int64_t mean, int num_threads) {
-  AptHeadMeanArgs args;
+template <class T>
+AptHeadMeanArgs<T> head_mean_args(const DimsView& dims, const HeadView& q, const HeadView& k, float scale,
+                                  int64_t key_pad, const BroadcastView& mask, int64_t mean, int num_threads) {
+  AptHeadMeanArgs<T> args;
   args.dims = attention_dims(dims);
-  args.q = head_tensor<const float>(q);
-  args.k = head_tensor<const float>(k);
+  args.q = head_tensor<const T>(q);
+  args.k = head_tensor<const T>(k);
   args.scale = scale;
   args.masks = apt_masks(key_pad, mask);
   args.mean = reinterpret_cast<float*>(mean);
@@ -82,66 +83,81 @@ APT_FAST_BINDINGS(apt_attention) {
       "Backward of apt_stats_fwd: dM [B,T,S] and [dw1 | db1 | dw2 | db2 | dtau] (3 Hd + 2 floats).");
   m.def(
       "apt_head_mean_fwd",
-      [](const DimsView& dims, const HeadView& q, const HeadView& k, float scale, int64_t key_pad,
+      [](const DimsView& dims, int dtype, const HeadView& q, const HeadView& k, float scale, int64_t key_pad,
          const BroadcastView& mask, int64_t mean, int num_threads) {
-        AptHeadMeanArgs args = head_mean_args(dims, q, k, scale, key_pad, mask, mean, num_threads);
-        py::gil_scoped_release release;
-        apt_head_mean_fwd(args);
+        with_element_type(dtype, [&](auto element) {
+          using T = decltype(element);
+          AptHeadMeanArgs<T> args = head_mean_args<T>(dims, q, k, scale, key_pad, mask, mean, num_threads);
+          py::gil_scoped_release release;
+          apt_head_mean_fwd(args);
+        });
       },
-      py::arg("dims"), py::arg("q"), py::arg("k"), py::arg("scale"), py::arg("key_pad"), py::arg("mask"),
-      py::arg("mean"), py::arg("num_threads"),
-      "APT head mean M [B,T,S] of the sanitised per-head scores (T1, T2). key_pad: [B,S] additive 0/-inf or 0.");
+      py::arg("dims"), py::arg("dtype"), py::arg("q"), py::arg("k"), py::arg("scale"), py::arg("key_pad"),
+      py::arg("mask"), py::arg("mean"), py::arg("num_threads"),
+      "APT head mean M [B,T,S] (fp32) of the sanitised per-head scores (T1, T2). dtype: code of q and k (0 float32,\n"
+      "1 bfloat16). key_pad: [B,S] additive 0/-inf or 0.");
   m.def(
       "apt_head_mean_bwd",
-      [](const DimsView& dims, const HeadView& q, const HeadView& k, float scale, int64_t key_pad,
+      [](const DimsView& dims, int dtype, const HeadView& q, const HeadView& k, float scale, int64_t key_pad,
          const BroadcastView& mask, int64_t grad_mean, const HeadView& dq, const HeadView& dk, int num_threads) {
-        AptHeadMeanArgs args = head_mean_args(dims, q, k, scale, key_pad, mask, grad_mean, num_threads);
-        args.grad_mean = reinterpret_cast<const float*>(grad_mean);
-        args.dq = head_tensor<float>(dq);
-        args.dk = head_tensor<float>(dk);
-        py::gil_scoped_release release;
-        apt_head_mean_bwd(args);
+        with_element_type(dtype, [&](auto element) {
+          using T = decltype(element);
+          AptHeadMeanArgs<T> args = head_mean_args<T>(dims, q, k, scale, key_pad, mask, grad_mean, num_threads);
+          args.grad_mean = reinterpret_cast<const float*>(grad_mean);
+          args.dq = head_tensor<T>(dq);
+          args.dk = head_tensor<T>(dk);
+          py::gil_scoped_release release;
+          apt_head_mean_bwd(args);
+        });
       },
-      py::arg("dims"), py::arg("q"), py::arg("k"), py::arg("scale"), py::arg("key_pad"), py::arg("mask"),
-      py::arg("grad_mean"), py::arg("dq"), py::arg("dk"), py::arg("num_threads"),
-      "Gradients of the APT head mean for q and k, given dM [B,T,S].");
+      py::arg("dims"), py::arg("dtype"), py::arg("q"), py::arg("k"), py::arg("scale"), py::arg("key_pad"),
+      py::arg("mask"), py::arg("grad_mean"), py::arg("dq"), py::arg("dk"), py::arg("num_threads"),
+      "Gradients of the APT head mean for q and k (their dtype), given dM [B,T,S] (fp32).");
   m.def(
       "apt_attention_fwd",
-      [](const DimsView& dims, const HeadView& q, const HeadView& k, const HeadView& v, float scale, int64_t key_pad,
-         const BroadcastView& mask, int64_t f, int64_t mean, float dropout_p, uint64_t seed, const HeadView& out,
-         int64_t lse, int num_threads) {
-        AptAttentionArgs args;
-        args.io = attention_io(dims, q, k, v, scale, dropout_p, seed, out, lse, num_threads);
-        args.masks = apt_masks(key_pad, mask);
-        args.f = reinterpret_cast<const float*>(f);
-        args.m = reinterpret_cast<const float*>(mean);
-        py::gil_scoped_release release;
-        apt_attention_fwd(args);
+      [](const DimsView& dims, int dtype, const HeadView& q, const HeadView& k, const HeadView& v, float scale,
+         int64_t key_pad, const BroadcastView& mask, int64_t f, int64_t mean, float dropout_p, uint64_t seed,
+         const HeadView& out, int64_t lse, int num_threads) {
+        with_element_type(dtype, [&](auto element) {
+          using T = decltype(element);
+          AptAttentionArgs<T> args;
+          args.io = attention_io<T>(dims, q, k, v, scale, dropout_p, seed, out, lse, num_threads);
+          args.masks = apt_masks(key_pad, mask);
+          args.f = reinterpret_cast<const float*>(f);
+          args.m = reinterpret_cast<const float*>(mean);
+          py::gil_scoped_release release;
+          apt_attention_fwd(args);
+        });
       },
-      py::arg("dims"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"), py::arg("key_pad"),
-      py::arg("mask"), py::arg("f"), py::arg("mean"), py::arg("dropout_p"), py::arg("seed"), py::arg("out"),
-      py::arg("lse"), py::arg("num_threads"),
-      "APT final attention (T17-T19, softmax, dropout, P.V) over the shared F and M [B,T,S]: out and lse.");
+      py::arg("dims"), py::arg("dtype"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"),
+      py::arg("key_pad"), py::arg("mask"), py::arg("f"), py::arg("mean"), py::arg("dropout_p"), py::arg("seed"),
+      py::arg("out"), py::arg("lse"), py::arg("num_threads"),
+      "APT final attention (T17-T19, softmax, dropout, P.V) over the shared F and M [B,T,S] (fp32): out (q's dtype)\n"
+      "and lse. dtype: code of q, k, v and out (0 float32, 1 bfloat16).");
   m.def(
       "apt_attention_bwd",
-      [](const DimsView& dims, const HeadView& q, const HeadView& k, const HeadView& v, float scale, int64_t key_pad,
-         const BroadcastView& mask, int64_t f, int64_t mean, float dropout_p, uint64_t seed, const HeadView& out,
-         int64_t lse, const HeadView& grad_out, const HeadView& dq, const HeadView& dk, const HeadView& dv,
-         int64_t grad_f, int num_threads) {
-        AptAttentionArgs args;
-        args.io = attention_io(dims, q, k, v, scale, dropout_p, seed, out, lse, num_threads);
-        attention_io_grads(args.io, grad_out, dq, dk, dv);
-        args.masks = apt_masks(key_pad, mask);
-        args.f = reinterpret_cast<const float*>(f);
-        args.m = reinterpret_cast<const float*>(mean);
-        args.grad_f = reinterpret_cast<float*>(grad_f);
-        py::gil_scoped_release release;
-        apt_attention_bwd(args);
+      [](const DimsView& dims, int dtype, const HeadView& q, const HeadView& k, const HeadView& v, float scale,
+         int64_t key_pad, const BroadcastView& mask, int64_t f, int64_t mean, float dropout_p, uint64_t seed,
+         const HeadView& out, int64_t lse, const HeadView& grad_out, const HeadView& dq, const HeadView& dk,
+         const HeadView& dv, int64_t grad_f, int num_threads) {
+        with_element_type(dtype, [&](auto element) {
+          using T = decltype(element);
+          AptAttentionArgs<T> args;
+          args.io = attention_io<T>(dims, q, k, v, scale, dropout_p, seed, out, lse, num_threads);
+          attention_io_grads(args.io, grad_out, dq, dk, dv);
+          args.masks = apt_masks(key_pad, mask);
+          args.f = reinterpret_cast<const float*>(f);
+          args.m = reinterpret_cast<const float*>(mean);
+          args.grad_f = reinterpret_cast<float*>(grad_f);
+          py::gil_scoped_release release;
+          apt_attention_bwd(args);
+        });
       },
-      py::arg("dims"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"), py::arg("key_pad"),
-      py::arg("mask"), py::arg("f"), py::arg("mean"), py::arg("dropout_p"), py::arg("seed"), py::arg("out"),
-      py::arg("lse"), py::arg("grad_out"), py::arg("dq"), py::arg("dk"), py::arg("dv"), py::arg("grad_f"),
-      py::arg("num_threads"), "Backward of apt_attention_fwd: dq, dk, dv and dF [B,T,S] (dM = -0.2 dF).");
+      py::arg("dims"), py::arg("dtype"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"),
+      py::arg("key_pad"), py::arg("mask"), py::arg("f"), py::arg("mean"), py::arg("dropout_p"), py::arg("seed"),
+      py::arg("out"), py::arg("lse"), py::arg("grad_out"), py::arg("dq"), py::arg("dk"), py::arg("dv"),
+      py::arg("grad_f"), py::arg("num_threads"),
+      "Backward of apt_attention_fwd: dq, dk, dv (q's dtype) and dF [B,T,S] (fp32; dM = -0.2 dF).");
 }
 
 }  // namespace apt_fast

@@ -6,8 +6,9 @@
 //               (T17-T19), then flash-style softmax · V with dropout; backward: dq, dk, dv and
 //               dF = Σ_h d(logits) through the clamps (dM from this stage is -0.2 dF).
 //
-// F and M are [B, T, S] maps shared by the heads; [B, H, T, S] is never materialised. Semantics:
-// apt_fast/reference/apt_attention_ops.py.
+// F and M are [B, T, S] maps shared by the heads; [B, H, T, S] is never materialised. q, k, v and their
+// gradients are fp32 or bf16 (T = float or Bf16: bf16 products with fp32 accumulation); the maps, masks and lse
+// are fp32. Semantics: apt_fast/reference/apt_attention_ops.py.
 #pragma once
 
 #include <cstdint>
@@ -24,33 +25,43 @@ struct AptMasks {
   Broadcast4<const float> mask;     // or data == nullptr
 };
 
+template <class T>
 struct AptHeadMeanArgs {
   AttentionDims dims;
-  HeadTensor<const float> q, k;     // [B, H, T, d], [B, H, S, d]
+  HeadTensor<const T> q, k;         // [B, H, T, d], [B, H, S, d]
   float scale = 1.0f;
   AptMasks masks;
   float* mean = nullptr;            // [B, T, S] out (forward)
   const float* grad_mean = nullptr; // [B, T, S] (backward)
-  HeadTensor<float> dq, dk;         // (backward)
+  HeadTensor<T> dq, dk;             // (backward)
   int num_threads = 1;
 };
 
+template <class T>
 struct AptAttentionArgs {
-  AttentionIO io;
+  AttentionIO<T> io;
   AptMasks masks;
   const float* f = nullptr;   // [B, T, S] contiguous: the shared bias F (T16)
   const float* m = nullptr;   // [B, T, S] contiguous: the head mean M
   float* grad_f = nullptr;    // [B, T, S] (backward), overwritten
 };
 
-void apt_head_mean_fwd(const AptHeadMeanArgs& args);
-void apt_head_mean_bwd(const AptHeadMeanArgs& args);
-void apt_attention_fwd(const AptAttentionArgs& args);
-void apt_attention_bwd(const AptAttentionArgs& args);
+template <class T>
+void apt_head_mean_fwd(const AptHeadMeanArgs<T>& args);
+template <class T>
+void apt_head_mean_bwd(const AptHeadMeanArgs<T>& args);
+template <class T>
+void apt_attention_fwd(const AptAttentionArgs<T>& args);
+template <class T>
+void apt_attention_bwd(const AptAttentionArgs<T>& args);
 
-APT_FAST_DECLARE_TIERS(void apt_head_mean_fwd(const AptHeadMeanArgs& args))
-APT_FAST_DECLARE_TIERS(void apt_head_mean_bwd(const AptHeadMeanArgs& args))
-APT_FAST_DECLARE_TIERS(void apt_attention_fwd(const AptAttentionArgs& args))
-APT_FAST_DECLARE_TIERS(void apt_attention_bwd(const AptAttentionArgs& args))
+APT_FAST_DECLARE_TIERS(void apt_head_mean_fwd(const AptHeadMeanArgs<float>& args))
+APT_FAST_DECLARE_TIERS(void apt_head_mean_bwd(const AptHeadMeanArgs<float>& args))
+APT_FAST_DECLARE_TIERS(void apt_attention_fwd(const AptAttentionArgs<float>& args))
+APT_FAST_DECLARE_TIERS(void apt_attention_bwd(const AptAttentionArgs<float>& args))
+APT_FAST_DECLARE_TIERS(void apt_head_mean_fwd(const AptHeadMeanArgs<Bf16>& args))
+APT_FAST_DECLARE_TIERS(void apt_head_mean_bwd(const AptHeadMeanArgs<Bf16>& args))
+APT_FAST_DECLARE_TIERS(void apt_attention_fwd(const AptAttentionArgs<Bf16>& args))
+APT_FAST_DECLARE_TIERS(void apt_attention_bwd(const AptAttentionArgs<Bf16>& args))
 
 }  // namespace apt_fast

@@ -1,6 +1,6 @@
 // APT's head-mean and final attention kernels (see apt_attention.h), written once against Vec and
-// compiled once per SIMD level. The attention reuses flash_core.h with a modifier that applies the
-// clamps of T1 and T17-T19 on the fly.
+// compiled once per SIMD level, for fp32 and bf16 q, k, v. The attention reuses flash_core.h with a modifier
+// that applies the clamps of T1 and T17-T19 on the fly; the head mean multiplies through attention_products.h.
 #include "apt_attention/apt_attention.h"
 
 #include <algorithm>
@@ -52,8 +52,9 @@ struct MaskRows {
 
 // In the backward, logits() also keeps the two clamp-pass factors of each element, so that grad() is
 // two multiplies: dF = dlogits [T19, T17 pass] and ds = 0.2 dF [T1 pass].
+template <class T>
 struct AptMod {
-  const AptAttentionArgs* args;
+  const AptAttentionArgs<T>* args;
   bool backward = false;
   MaskRows rows_of{&args->masks};
   const float* f = nullptr;
@@ -108,83 +109,93 @@ struct AptMod {
 
 constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-}  // namespace
-
-void apt_attention_fwd(const AptAttentionArgs& args) {
-  flash_forward(args.io, false, AptMod{&args});
+template <class T>
+AttentionIO<T> head_mean_io(const AptHeadMeanArgs<T>& a) {
+  AttentionIO<T> io;
+  io.dims = a.dims;
+  io.q = a.q, io.k = a.k;
+  io.scale = a.scale;
+  io.dq = a.dq, io.dk = a.dk;
+  io.num_threads = a.num_threads;
+  return io;
 }
 
-void apt_attention_bwd(const AptAttentionArgs& args) {
+template <class T>
+void attention_fwd(const AptAttentionArgs<T>& args) {
+  flash_forward(args.io, false, AptMod<T>{&args});
+}
+
+template <class T>
+void attention_bwd(const AptAttentionArgs<T>& args) {
   const AttentionDims& d = args.io.dims;
   BiasGradTarget target;
   target.grad = Broadcast4<float>{args.grad_f, d.q_len * d.kv_len, 0, d.kv_len, 1};
-  flash_backward(args.io, false, AptMod{&args, true}, target);
+  flash_backward(args.io, false, AptMod<T>{&args, true}, target);
 }
 
-// Parallel over (b, T-blocks); each key tile sums the sanitised scores of every head.
-void apt_head_mean_fwd(const AptHeadMeanArgs& a) {
+// Parallel over (b, T-blocks); heads outer: each head's sanitised scores are summed into the block's rows of
+// the mean, which are then scaled by 1/H.
+template <class T>
+void head_mean_fwd(const AptHeadMeanArgs<T>& a) {
   const AttentionDims& d = a.dims;
-  const int dim = static_cast<int>(d.head_dim);
   const int64_t t_blocks = ceil_div(d.q_len, kBlockM), S = d.kv_len;
+  const AttentionIO<T> io = head_mean_io(a);
   parallel_for(d.batch * t_blocks, a.num_threads, [&](int64_t begin, int64_t end) {
-    std::vector<float> qs(d.heads * kBlockM * dim), kt(dim * kBlockN), s(kBlockM * kBlockN), acc(kBlockM * kBlockN);
+    typename Products<T>::Forward products(io);
+    std::vector<float> s(kBlockM * kBlockN);
     float tmp[kBlockN];
     MaskRows masks{&a.masks};
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / t_blocks, i0 = (task % t_blocks) * kBlockM;
       const int rows = static_cast<int>(std::min<int64_t>(kBlockM, d.q_len - i0));
-      for (int64_t h = 0; h < d.heads; ++h)
-        scale_copy(rows, dim, a.q.at(b, h, i0), a.q.stride_l, a.scale, qs.data() + h * kBlockM * dim, dim);
-      for (int64_t j0 = 0; j0 < S; j0 += kBlockN) {
-        const int cols = static_cast<int>(std::min<int64_t>(kBlockN, S - j0));
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int64_t h = 0; h < d.heads; ++h) {
-          masks.begin(b, h, S);
-          transpose(cols, dim, a.k.at(b, h, j0), a.k.stride_l, kt.data(), kBlockN);
-          gemm(rows, cols, dim, qs.data() + h * kBlockM * dim, dim, kt.data(), kBlockN, s.data(), kBlockN, false);
+      float* mean = a.mean + (b * d.q_len + i0) * S;  // [rows, S]
+      for (int64_t h = 0; h < d.heads; ++h) {
+        masks.begin(b, h, S);
+        products.queries(b, h, i0, rows);
+        for (int64_t j0 = 0; j0 < S; j0 += kBlockN) {
+          const int cols = static_cast<int>(std::min<int64_t>(kBlockN, S - j0));
+          products.scores(j0, cols, s.data());
           for (int r = 0; r < rows; ++r) {
             const float* mrow = masks.mask ? masks.mask_row(i0 + r, j0, cols, tmp) : nullptr;
+            float* sum = mean + r * S + j0;
             for (int c = 0; c < cols; c += Vec::size) {
               const int n = std::min(Vec::size, cols - c);
-              const int at = r * kBlockN + c;
-              store_n(acc.data() + at, n,
-                      load_n(acc.data() + at, n) + sanitize(masks.scores(load_n(s.data() + at, n), j0, c, n, mrow)));
+              const Vec x = sanitize(masks.scores(load_n(s.data() + r * kBlockN + c, n), j0, c, n, mrow));
+              store_n(sum + c, n, (h == 0 ? Vec(0.0f) : load_n(sum + c, n)) + x);
             }
           }
         }
-        for (int r = 0; r < rows; ++r)
-          scale_copy(1, cols, acc.data() + r * kBlockN, kBlockN, 1.0f / static_cast<float>(d.heads),
-                     a.mean + (b * d.q_len + i0 + r) * S + j0, S);
       }
+      scale_copy(rows, static_cast<int>(S), mean, S, 1.0f / static_cast<float>(d.heads), mean, S);
     }
   });
 }
 
-// Parallel over (b, h): keys outer (dK accumulates per tile), queries inner (dQ in place).
-void apt_head_mean_bwd(const AptHeadMeanArgs& a) {
+// Parallel over (b, h): keys outer (dK accumulates per tile), queries inner (dQ accumulates).
+template <class T>
+void head_mean_bwd(const AptHeadMeanArgs<T>& a) {
   const AttentionDims& d = a.dims;
-  const int dim = static_cast<int>(d.head_dim);
-  const int64_t T = d.q_len, S = d.kv_len;
+  const int64_t T_len = d.q_len, S = d.kv_len;
   const float inv_heads = 1.0f / static_cast<float>(d.heads);
+  const AttentionIO<T> io = head_mean_io(a);
   parallel_for(d.batch * d.heads, a.num_threads, [&](int64_t begin, int64_t end) {
-    std::vector<float> qs(T * dim), kt(dim * kBlockN), s(kBlockM * kBlockN), dk_acc(kBlockN * dim);
+    typename Products<T>::Backward products(io);
+    std::vector<float> s(kBlockM * kBlockN);
     float tmp[kBlockN];
     MaskRows masks{&a.masks};
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t b = bh / d.heads, h = bh % d.heads;
       masks.begin(b, h, S);
-      scale_copy(static_cast<int>(T), dim, a.q.at(b, h, 0), a.q.stride_l, a.scale, qs.data(), dim);
-      for (int64_t i = 0; i < T; ++i) std::fill(a.dq.at(b, h, i), a.dq.at(b, h, i) + dim, 0.0f);
+      products.begin(b, h);
       for (int64_t j0 = 0; j0 < S; j0 += kBlockN) {
         const int cols = static_cast<int>(std::min<int64_t>(kBlockN, S - j0));
-        transpose(cols, dim, a.k.at(b, h, j0), a.k.stride_l, kt.data(), kBlockN);
-        std::fill(dk_acc.begin(), dk_acc.end(), 0.0f);
-        for (int64_t i0 = 0; i0 < T; i0 += kBlockM) {
-          const int rows = static_cast<int>(std::min<int64_t>(kBlockM, T - i0));
-          gemm(rows, cols, dim, qs.data() + i0 * dim, dim, kt.data(), kBlockN, s.data(), kBlockN, false);
+        products.keys(j0, cols);
+        for (int64_t i0 = 0; i0 < T_len; i0 += kBlockM) {
+          const int rows = static_cast<int>(std::min<int64_t>(kBlockM, T_len - i0));
+          products.scores(i0, rows, cols, s.data());
           for (int r = 0; r < rows; ++r) {  // s <- dM / H where T1 passes the gradient
             const float* mrow = masks.mask ? masks.mask_row(i0 + r, j0, cols, tmp) : nullptr;
-            const float* gm = a.grad_mean + (b * T + i0 + r) * S + j0;
+            const float* gm = a.grad_mean + (b * T_len + i0 + r) * S + j0;
             for (int c = 0; c < cols; c += Vec::size) {
               const int n = std::min(Vec::size, cols - c);
               float* x = s.data() + r * kBlockN + c;
@@ -192,17 +203,25 @@ void apt_head_mean_bwd(const AptHeadMeanArgs& a) {
               store_n(x, n, pass_within(load_n(gm + c, n) * Vec(inv_heads), scores, -15.0f, 15.0f));
             }
           }
-          gemm(rows, dim, cols, s.data(), kBlockN, a.k.at(b, h, j0), a.k.stride_l, a.dq.at(b, h, i0), a.dq.stride_l,
-               true);
-          gemm_at(cols, dim, rows, s.data(), kBlockN, qs.data() + i0 * dim, dim, dk_acc.data(), dim, true);
+          products.add_dq_dk(i0, rows, cols, s.data());
         }
-        for (int c = 0; c < cols; ++c)
-          std::copy(dk_acc.data() + c * dim, dk_acc.data() + (c + 1) * dim, a.dk.at(b, h, j0 + c));
+        products.end_keys(cols);
       }
-      for (int64_t i = 0; i < T; ++i) scale_copy(1, dim, a.dq.at(b, h, i), dim, a.scale, a.dq.at(b, h, i), dim);
+      products.end();
     }
   });
 }
+
+}  // namespace
+
+void apt_attention_fwd(const AptAttentionArgs<float>& args) { attention_fwd(args); }
+void apt_attention_bwd(const AptAttentionArgs<float>& args) { attention_bwd(args); }
+void apt_head_mean_fwd(const AptHeadMeanArgs<float>& args) { head_mean_fwd(args); }
+void apt_head_mean_bwd(const AptHeadMeanArgs<float>& args) { head_mean_bwd(args); }
+void apt_attention_fwd(const AptAttentionArgs<Bf16>& args) { attention_fwd(args); }
+void apt_attention_bwd(const AptAttentionArgs<Bf16>& args) { attention_bwd(args); }
+void apt_head_mean_fwd(const AptHeadMeanArgs<Bf16>& args) { head_mean_fwd(args); }
+void apt_head_mean_bwd(const AptHeadMeanArgs<Bf16>& args) { head_mean_bwd(args); }
 
 }  // namespace APT_SIMD_NS
 }  // namespace apt_fast

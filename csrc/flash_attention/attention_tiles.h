@@ -21,6 +21,10 @@ inline Vec load_n(const float* p, int n, float fill = 0.0f) {
   return n == Vec::size ? Vec::load(p) : Vec::load_partial(p, n, fill);
 }
 
+inline Vec load_n(const uint16_t* bf16, int n, float fill = 0.0f) {
+  return n == Vec::size ? Vec::load(bf16) : Vec::load_partial(bf16, n, fill);
+}
+
 inline void store_n(float* p, int n, Vec v) {
   if (n == Vec::size) v.store(p); else v.store_partial(p, n);
 }

@@ -14,7 +14,9 @@
 // Forward: parallel over (B*H, T-blocks); per block, K is streamed in tiles of kBlockN keys, the
 // online softmax keeps a running max and sum per row, and P.V accumulates in a [kBlockM, d] tile.
 // [B, H, T, S] is never materialised. Backward: parallel over B*H; keys outer (dK, dV accumulate in
-// tiles), queries inner (dQ accumulates in place), probabilities recomputed from the saved lse.
+// tiles), queries inner (dQ accumulates), probabilities recomputed from the saved lse. The matrix products and
+// their operands come from attention_products.h for the element type T (float, or Bf16 with fp32 accumulation);
+// softmax, lse, the modifier and dropout run in fp32 for both.
 #pragma once
 
 #include <algorithm>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "flash_attention/attention_args.h"
+#include "flash_attention/attention_products.h"
 #include "flash_attention/attention_tiles.h"
 #include "common/memory_hints.h"
 #include "common/parallel_for.h"
@@ -30,10 +33,8 @@
 namespace apt_fast {
 namespace APT_SIMD_NS {
 
-constexpr int kBlockM = 64;  // query rows per tile
-constexpr int kBlockN = 64;  // keys per tile
-
-inline DropoutMask make_dropout(const AttentionIO& io) {
+template <class Element>
+inline DropoutMask make_dropout(const AttentionIO<Element>& io) {
   DropoutMask drop;
   drop.p = io.dropout_p;
   drop.seed = io.seed;
@@ -68,64 +69,31 @@ inline void accumulate_tile(const float* tile, int ld, int rows, int cols, float
   }
 }
 
-// K^T tiles for the forward, whose tasks (one per query block) each sweep every key tile of their (b, h):
-// the whole K^T of the current (b, h) is kept when it is small (up to kWholeFloats), so the query blocks of
-// one (b, h) that a thread runs in turn transpose it once; otherwise each tile is transposed on demand.
-class TransposedKeys {
- public:
-  static constexpr int64_t kWholeFloats = 256 * 1024;  // 1 MiB
-
-  TransposedKeys(const HeadTensor<const float>& k, int64_t kv_len, int dim)
-      : k_(k), kv_len_(kv_len), dim_(dim), whole_(kv_len * dim <= kWholeFloats),
-        buf_(whole_ ? kv_len * dim : int64_t{kBlockN} * dim) {}
-
-  // K^T for keys [j0, j0 + cols) of (b, h): dim rows with leading dimension ld().
-  const float* tile(int64_t b, int64_t h, int64_t j0, int cols) {
-    if (!whole_) {
-      transpose(cols, dim_, k_.at(b, h, j0), k_.stride_l, buf_.data(), kBlockN);
-      return buf_.data();
-    }
-    if (b != b_ || h != h_) {
-      transpose(static_cast<int>(kv_len_), dim_, k_.at(b, h, 0), k_.stride_l, buf_.data(), kv_len_);
-      b_ = b, h_ = h;
-    }
-    return buf_.data() + j0;
-  }
-  int64_t ld() const { return whole_ ? kv_len_ : kBlockN; }
-
- private:
-  HeadTensor<const float> k_;
-  int64_t kv_len_;
-  int dim_;
-  bool whole_;
-  std::vector<float> buf_;
-  int64_t b_ = -1, h_ = -1;
-};
-
-template <class Mod>
-void flash_forward(const AttentionIO& io, bool causal, const Mod& proto) {
+template <class Element, class Mod>
+void flash_forward(const AttentionIO<Element>& io, bool causal, const Mod& proto) {
   const AttentionDims& d = io.dims;
   const int64_t t_blocks = (d.q_len + kBlockM - 1) / kBlockM;
   const int dim = static_cast<int>(d.head_dim);
   const DropoutMask drop = make_dropout(io);
   parallel_for(d.batch * d.heads * t_blocks, io.num_threads, [&](int64_t begin, int64_t end) {
     Mod mod = proto;
-    TransposedKeys keys(io.k, d.kv_len, dim);
-    std::vector<float> qs(kBlockM * dim), s(kBlockM * kBlockN), acc(kBlockM * dim);
+    typename Products<Element>::Forward products(io);
+    const int ld = products.acc_ld();
+    std::vector<float> s(kBlockM * kBlockN), acc(kBlockM * ld);
     float row_m[kBlockM], row_l[kBlockM];
     for (int64_t task = begin; task < end; ++task) {
       const int64_t bh = task / t_blocks, b = bh / d.heads, h = bh % d.heads;
       const int64_t i0 = (task % t_blocks) * kBlockM;
       const int rows = static_cast<int>(std::min<int64_t>(kBlockM, d.q_len - i0));
       mod.begin(b, h);
-      scale_copy(rows, dim, io.q.at(b, h, i0), io.q.stride_l, io.scale, qs.data(), dim);
+      products.queries(b, h, i0, rows);
       std::fill(row_m, row_m + rows, kNegInf);
       std::fill(row_l, row_l + rows, 0.0f);
       std::fill(acc.begin(), acc.end(), 0.0f);
       const int64_t j_end = causal ? std::min(d.kv_len, i0 + rows) : d.kv_len;
       for (int64_t j0 = 0; j0 < j_end; j0 += kBlockN) {
         const int cols = static_cast<int>(std::min<int64_t>(kBlockN, j_end - j0));
-        gemm(rows, cols, dim, qs.data(), dim, keys.tile(b, h, j0, cols), keys.ld(), s.data(), kBlockN, false);
+        products.scores(j0, cols, s.data());
         mod.logits(i0, j0, rows, cols, s.data(), kBlockN);
         if (causal && j0 + cols > i0 + 1) mask_causal(i0, j0, rows, cols, s.data(), kBlockN);
         for (int r = 0; r < rows; ++r) {
@@ -138,16 +106,16 @@ void flash_forward(const AttentionIO& io, bool causal, const Mod& proto) {
           const float alpha = std::exp(row_m[r] - m_new);
           row_l[r] = row_l[r] * alpha + exp_shifted(row, cols, m_new);
           row_m[r] = m_new;
-          if (alpha != 1.0f) scale_copy(1, dim, acc.data() + r * dim, dim, alpha, acc.data() + r * dim, dim);
+          if (alpha != 1.0f) scale_copy(1, dim, acc.data() + r * ld, ld, alpha, acc.data() + r * ld, ld);
           if (drop.active()) drop.apply(row, cols, ((bh * d.q_len + i0 + r) * d.kv_len + j0));
         }
-        gemm(rows, dim, cols, s.data(), kBlockN, io.v.at(b, h, j0), io.v.stride_l, acc.data(), dim, true);
+        products.add_pv(j0, cols, s.data(), acc.data());
       }
       float* lse = io.lse + bh * d.q_len + i0;
       for (int r = 0; r < rows; ++r) {
         const bool empty = row_l[r] == 0.0f;
         lse[r] = empty ? kNegInf : row_m[r] + std::log(row_l[r]);
-        scale_copy(1, dim, acc.data() + r * dim, dim, empty ? 0.0f : 1.0f / row_l[r], io.out.at(b, h, i0 + r), dim);
+        products.store_out(i0 + r, acc.data() + r * ld, empty ? 0.0f : 1.0f / row_l[r]);
       }
     }
   });
@@ -187,8 +155,8 @@ inline void store_tile(const float* tile, int ld, int rows, int cols, float* dst
   }
 }
 
-template <class Mod>
-void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const BiasGradTarget& bias_grad) {
+template <class Element, class Mod>
+void flash_backward(const AttentionIO<Element>& io, bool causal, const Mod& proto, const BiasGradTarget& bias_grad) {
   const AttentionDims& d = io.dims;
   const int dim = static_cast<int>(d.head_dim);
   const DropoutMask drop = make_dropout(io);
@@ -203,10 +171,9 @@ void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const 
   parallel_for(d.batch * d.heads, io.num_threads, [&](int64_t begin, int64_t end) {
     Mod mod = proto;
     const int64_t T = d.q_len, S = d.kv_len;
-    std::vector<float> qs(T * dim), delta(T), kt(dim * kBlockN), vt(dim * kBlockN), s(kBlockM * kBlockN),
-        dp(kBlockM * kBlockN), pz(drop.active() ? kBlockM * kBlockN : 0),
-        scratch(kBlockM * kBlockN), dk_acc(kBlockN * dim), dv_acc(kBlockN * dim),
-        local_bias(shared ? bias_grad.slice_size(d) : 0);
+    typename Products<Element>::Backward products(io);
+    std::vector<float> delta(T), s(kBlockM * kBlockN), dp(kBlockM * kBlockN), pz(drop.active() ? kBlockM * kBlockN : 0),
+        scratch(kBlockM * kBlockN), local_bias(shared ? bias_grad.slice_size(d) : 0);
     const int64_t local_t = bias_grad.grad.stride_t ? (bias_grad.grad.stride_s ? S : 1) : 0;
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t b = bh / d.heads, h = bh % d.heads;
@@ -215,35 +182,30 @@ void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const 
       const int64_t bias_st = shared ? local_t : bias_grad.grad.stride_t;
       if (shared) std::fill(local_bias.begin(), local_bias.end(), 0.0f);
       const float* lse = io.lse + bh * T;
-      scale_copy(static_cast<int>(T), dim, io.q.at(b, h, 0), io.q.stride_l, io.scale, qs.data(), dim);
+      products.begin(b, h);
       for (int64_t i = 0; i < T; ++i) {
-        const float* o = io.out.at(b, h, i);
-        const float* go = io.grad_out.at(b, h, i);
+        const Element* o = io.out.at(b, h, i);
+        const Element* go = io.grad_out.at(b, h, i);
         Vec acc(0.0f);
         for (int c = 0; c < dim; c += Vec::size) {
           const int n = std::min(Vec::size, dim - c);
           acc = Vec::fmadd(load_n(o + c, n), load_n(go + c, n), acc);
         }
         delta[i] = acc.reduce_add();
-        std::fill(io.dq.at(b, h, i), io.dq.at(b, h, i) + dim, 0.0f);
       }
       for (int64_t j0 = 0; j0 < S; j0 += kBlockN) {
         const int cols = static_cast<int>(std::min<int64_t>(kBlockN, S - j0));
-        transpose(cols, dim, io.k.at(b, h, j0), io.k.stride_l, kt.data(), kBlockN);
-        transpose(cols, dim, io.v.at(b, h, j0), io.v.stride_l, vt.data(), kBlockN);
-        std::fill(dk_acc.begin(), dk_acc.end(), 0.0f);
-        std::fill(dv_acc.begin(), dv_acc.end(), 0.0f);
+        products.keys(j0, cols);
         for (int64_t i0 = causal ? j0 / kBlockM * kBlockM : 0; i0 < T; i0 += kBlockM) {
           const int rows = static_cast<int>(std::min<int64_t>(kBlockM, T - i0));
-          gemm(rows, cols, dim, qs.data() + i0 * dim, dim, kt.data(), kBlockN, s.data(), kBlockN, false);
+          products.scores(i0, rows, cols, s.data());
           mod.logits(i0, j0, rows, cols, s.data(), kBlockN);
           if (causal && j0 + cols > i0 + 1) mask_causal(i0, j0, rows, cols, s.data(), kBlockN);
           for (int r = 0; r < rows; ++r) {  // s <- P = exp(logits - lse)
             float* row = s.data() + r * kBlockN;
             if (lse[i0 + r] == kNegInf) std::fill(row, row + cols, 0.0f); else exp_shifted(row, cols, lse[i0 + r]);
           }
-          gemm(rows, cols, dim, io.grad_out.at(b, h, i0), io.grad_out.stride_l, vt.data(), kBlockN, dp.data(),
-               kBlockN, false);  // dP = dO . V^T
+          products.grad_probs(i0, rows, cols, dp.data());  // dP = dO . V^T
           const float* kept = s.data();  // P Z: the probabilities that reached P.V
           if (drop.active()) {
             for (int r = 0; r < rows; ++r) {
@@ -256,8 +218,7 @@ void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const 
             }
             kept = pz.data();
           }
-          gemm_at(cols, dim, rows, kept, kBlockN, io.grad_out.at(b, h, i0), io.grad_out.stride_l, dv_acc.data(), dim,
-                  true);  // dV += (P Z)^T . dO
+          products.add_dv(i0, rows, cols, kept);  // dV += (P Z)^T . dO
           for (int r = 0; r < rows; ++r) {  // dlogits = P * (dP Z - delta)
             const Vec dr(delta[i0 + r]);
             float* dpr = dp.data() + r * kBlockN;
@@ -272,18 +233,12 @@ void flash_backward(const AttentionIO& io, bool causal, const Mod& proto, const 
             if (overwrite) store_tile(dbias, kBlockN, rows, cols, bias_slice, i0, j0, bias_st);
             else accumulate_tile(dbias, kBlockN, rows, cols, bias_slice, i0, j0, bias_st, bias_grad.grad.stride_s ? 1 : 0);
           }
-          gemm(rows, dim, cols, dp.data(), kBlockN, io.k.at(b, h, j0), io.k.stride_l, io.dq.at(b, h, i0),
-               io.dq.stride_l, true);  // dQ += dS . K (unscaled)
-          gemm_at(cols, dim, rows, dp.data(), kBlockN, qs.data() + i0 * dim, dim, dk_acc.data(), dim,
-                  true);  // dK += dS^T . (scale Q)
+          products.add_dq_dk(i0, rows, cols, dp.data());  // dQ += dS . K, dK += dS^T . Q (times scale)
         }
-        for (int c = 0; c < cols; ++c) {
-          std::copy(dk_acc.data() + c * dim, dk_acc.data() + (c + 1) * dim, io.dk.at(b, h, j0 + c));
-          std::copy(dv_acc.data() + c * dim, dv_acc.data() + (c + 1) * dim, io.dv.at(b, h, j0 + c));
-        }
+        products.end_keys(cols);
       }
       if (overwrite) Vec::fence();
-      for (int64_t i = 0; i < T; ++i) scale_copy(1, dim, io.dq.at(b, h, i), dim, io.scale, io.dq.at(b, h, i), dim);
+      products.end();
       if (shared) {
         std::lock_guard<std::mutex> lock(bias_mutex);
         float* dst = bias_grad.grad.at(b, h, 0);

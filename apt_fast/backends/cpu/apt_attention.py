@@ -1,5 +1,9 @@
 """CPU kernels of apt_fast::apt_head_mean_fwd / _bwd and apt_attention_fwd / _bwd (apt_fast._C). The ops check
-the arguments first."""
+the arguments first.
+
+fp32 and bf16 q, k, v are read as they are (bf16: bf16 products with fp32 accumulation, fp32 clamps and
+softmax); fp16 is computed in fp32. The [B, T, S] maps F, M and their gradients, and the masks, are fp32 in the
+kernels and cast to and from the ops' dtype here."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from torch import Tensor
 
 from ..._native import native
 from ..registry import register_kernel
-from .views import as_fp32_rows, attention_target, broadcast_view, dims, head_view
+from .views import attention_target, broadcast_view, dims, dtype_code, head_view, kernel_rows
 
 
 def _apt_masks(q: Tensor, k: Tensor, attn_mask: Optional[Tensor], key_padding_mask: Optional[Tensor]):
@@ -26,37 +30,38 @@ def _apt_masks(q: Tensor, k: Tensor, attn_mask: Optional[Tensor], key_padding_ma
 
 @register_kernel("apt_head_mean_fwd", "CPU")
 def apt_head_mean_fwd(q: Tensor, k: Tensor, attn_mask: Optional[Tensor], key_padding_mask: Optional[Tensor]) -> Tensor:
-    q32, k32 = as_fp32_rows(q), as_fp32_rows(k)
+    qk, kk = kernel_rows(q), kernel_rows(k)
     key_pad, mask32, (pad_view, mask_view) = _apt_masks(q, k, attn_mask, key_padding_mask)
     mean = torch.empty((q.shape[0], q.shape[2], k.shape[2]), dtype=torch.float32)  # [B, T, S]
-    native().apt_head_mean_fwd(dims(q, k), head_view(q32), head_view(k32), q.shape[-1] ** -0.5, pad_view, mask_view,
-                               mean.data_ptr(), torch.get_num_threads())
+    native().apt_head_mean_fwd(dims(q, k), dtype_code(qk), head_view(qk), head_view(kk), q.shape[-1] ** -0.5,
+                               pad_view, mask_view, mean.data_ptr(), torch.get_num_threads())
     return mean.to(q.dtype)
 
 
 @register_kernel("apt_head_mean_bwd", "CPU")
 def apt_head_mean_bwd(grad_mean: Tensor, q: Tensor, k: Tensor, attn_mask: Optional[Tensor],
                       key_padding_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-    q32, k32 = as_fp32_rows(q), as_fp32_rows(k)
+    qk, kk = kernel_rows(q), kernel_rows(k)
     key_pad, mask32, (pad_view, mask_view) = _apt_masks(q, k, attn_mask, key_padding_mask)
-    grad32 = grad_mean.float().contiguous()
-    dq, dk = torch.empty_like(q32), torch.empty_like(k32)
-    native().apt_head_mean_bwd(dims(q, k), head_view(q32), head_view(k32), q.shape[-1] ** -0.5, pad_view, mask_view,
-                               grad32.data_ptr(), head_view(dq), head_view(dk), torch.get_num_threads())
+    grad32 = grad_mean.float().contiguous()  # [B, T, S]
+    dq, dk = torch.empty_like(qk), torch.empty_like(kk)
+    native().apt_head_mean_bwd(dims(q, k), dtype_code(qk), head_view(qk), head_view(kk), q.shape[-1] ** -0.5,
+                               pad_view, mask_view, grad32.data_ptr(), head_view(dq), head_view(dk),
+                               torch.get_num_threads())
     return dq.to(q.dtype), dk.to(k.dtype)
 
 
 @register_kernel("apt_attention_fwd", "CPU")
 def apt_attention_fwd(q: Tensor, k: Tensor, v: Tensor, f: Tensor, m: Tensor, attn_mask: Optional[Tensor],
                       key_padding_mask: Optional[Tensor], dropout_p: float, seed: int) -> Tuple[Tensor, Tensor]:
-    q32, k32, v32 = as_fp32_rows(q), as_fp32_rows(k), as_fp32_rows(v)
-    f32, m32 = f.float().contiguous(), m.float().contiguous()
+    qk, kk, vk = kernel_rows(q), kernel_rows(k), kernel_rows(v)
+    f32, m32 = f.float().contiguous(), m.float().contiguous()  # [B, T, S]
     key_pad, mask32, (pad_view, mask_view) = _apt_masks(q, k, attn_mask, key_padding_mask)
-    out = torch.empty_like(q32)
+    out = torch.empty_like(qk)
     lse = torch.empty(q.shape[:3], dtype=torch.float32)
-    native().apt_attention_fwd(dims(q, k), head_view(q32), head_view(k32), head_view(v32), q.shape[-1] ** -0.5,
-                               pad_view, mask_view, f32.data_ptr(), m32.data_ptr(), dropout_p, seed, head_view(out),
-                               lse.data_ptr(), torch.get_num_threads())
+    native().apt_attention_fwd(dims(q, k), dtype_code(qk), head_view(qk), head_view(kk), head_view(vk),
+                               q.shape[-1] ** -0.5, pad_view, mask_view, f32.data_ptr(), m32.data_ptr(), dropout_p,
+                               seed, head_view(out), lse.data_ptr(), torch.get_num_threads())
     return out.to(q.dtype), lse
 
 
@@ -64,14 +69,14 @@ def apt_attention_fwd(q: Tensor, k: Tensor, v: Tensor, f: Tensor, m: Tensor, att
 def apt_attention_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, f: Tensor, m: Tensor,
                       attn_mask: Optional[Tensor], key_padding_mask: Optional[Tensor], out: Tensor, lse: Tensor,
                       dropout_p: float, seed: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    q32, k32, v32 = as_fp32_rows(q), as_fp32_rows(k), as_fp32_rows(v)
-    f32, m32 = f.float().contiguous(), m.float().contiguous()
-    out32, lse32, grad32 = as_fp32_rows(out), lse.float().contiguous(), as_fp32_rows(grad_out)
+    qk, kk, vk = kernel_rows(q), kernel_rows(k), kernel_rows(v)
+    f32, m32 = f.float().contiguous(), m.float().contiguous()  # [B, T, S]
+    out_k, lse32, grad_k = kernel_rows(out), lse.float().contiguous(), kernel_rows(grad_out)
     key_pad, mask32, (pad_view, mask_view) = _apt_masks(q, k, attn_mask, key_padding_mask)
-    dq, dk, dv = torch.empty_like(q32), torch.empty_like(k32), torch.empty_like(v32)
+    dq, dk, dv = torch.empty_like(qk), torch.empty_like(kk), torch.empty_like(vk)
     df = torch.empty_like(f32)
-    native().apt_attention_bwd(dims(q, k), head_view(q32), head_view(k32), head_view(v32), q.shape[-1] ** -0.5,
-                               pad_view, mask_view, f32.data_ptr(), m32.data_ptr(), dropout_p, seed, head_view(out32),
-                               lse32.data_ptr(), head_view(grad32), head_view(dq), head_view(dk), head_view(dv),
-                               df.data_ptr(), torch.get_num_threads())
+    native().apt_attention_bwd(dims(q, k), dtype_code(qk), head_view(qk), head_view(kk), head_view(vk),
+                               q.shape[-1] ** -0.5, pad_view, mask_view, f32.data_ptr(), m32.data_ptr(), dropout_p,
+                               seed, head_view(out_k), lse32.data_ptr(), head_view(grad_k), head_view(dq),
+                               head_view(dk), head_view(dv), df.data_ptr(), torch.get_num_threads())
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), df.to(f.dtype)

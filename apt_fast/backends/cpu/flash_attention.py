@@ -1,4 +1,7 @@
-"""CPU kernels of apt_fast::flash_attention_fwd / _bwd (apt_fast._C). The op checks the arguments first."""
+"""CPU kernels of apt_fast::flash_attention_fwd / _bwd (apt_fast._C). The op checks the arguments first.
+
+fp32 and bf16 q, k, v are read as they are (bf16: bf16 products with fp32 accumulation and softmax); fp16 is
+computed in fp32. The bias is read in its own dtype when it is fp32 or bf16; its gradient comes back in it."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from torch import Tensor
 
 from ..._native import native
 from ..registry import register_kernel
-from .views import NO_VIEW, as_fp32_rows, attention_target, broadcast_view, dims, head_view
+from .views import NO_VIEW, attention_target, broadcast_view, dims, dtype_code, head_view, kernel_rows
 
 
 def bias_grad_buffer(bias: Tensor, target: Tuple[int, int, int, int]) -> Tuple[Tensor, Tuple[int, ...]]:
@@ -19,17 +22,25 @@ def bias_grad_buffer(bias: Tensor, target: Tuple[int, int, int, int]) -> Tuple[T
     return grad, broadcast_view(grad, target)
 
 
+def bias_view(bias: Optional[Tensor], target: Tuple[int, int, int, int]) -> Tuple[Optional[Tensor], Tuple, int]:
+    """(the bias as the kernel reads it (kept alive by the caller), its broadcast view, its dtype code)."""
+    if bias is None:
+        return None, NO_VIEW, 0
+    kernel_bias = bias if bias.dtype == torch.bfloat16 else bias.float()
+    return kernel_bias, broadcast_view(kernel_bias, target), dtype_code(kernel_bias)
+
+
 @register_kernel("flash_attention_fwd", "CPU")
 def flash_attention_fwd(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor], mask: Optional[Tensor],
                         causal: bool, scale: float, dropout_p: float, seed: int) -> Tuple[Tensor, Tensor]:
     target = attention_target(q, k)
-    q32, k32, v32 = as_fp32_rows(q), as_fp32_rows(k), as_fp32_rows(v)
-    bias32 = bias.float() if bias is not None else None
-    out = torch.empty_like(q32)  # [B, H, T, d] in q's layout
+    qk, kk, vk = kernel_rows(q), kernel_rows(k), kernel_rows(v)
+    kernel_bias, bias_v, bias_code = bias_view(bias, target)
+    out = torch.empty_like(qk)  # [B, H, T, d] in q's layout
     lse = torch.empty(target[:3], dtype=torch.float32)  # [B, H, T]
-    native().flash_attention_fwd(dims(q, k), head_view(q32), head_view(k32), head_view(v32),
-                                 broadcast_view(bias32, target), broadcast_view(mask, target), causal, scale,
-                                 dropout_p, seed, head_view(out), lse.data_ptr(), torch.get_num_threads())
+    native().flash_attention_fwd(dims(q, k), dtype_code(qk), head_view(qk), head_view(kk), head_view(vk), bias_v,
+                                 bias_code, broadcast_view(mask, target), causal, scale, dropout_p, seed,
+                                 head_view(out), lse.data_ptr(), torch.get_num_threads())
     return out.to(q.dtype), lse
 
 
@@ -38,14 +49,14 @@ def flash_attention_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, bias:
                         mask: Optional[Tensor], out: Tensor, lse: Tensor, causal: bool, scale: float,
                         dropout_p: float, seed: int, bias_grad: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     target = attention_target(q, k)
-    q32, k32, v32 = as_fp32_rows(q), as_fp32_rows(k), as_fp32_rows(v)
-    bias32 = bias.float() if bias is not None else None
-    dq, dk, dv = torch.empty_like(q32), torch.empty_like(k32), torch.empty_like(v32)
+    qk, kk, vk = kernel_rows(q), kernel_rows(k), kernel_rows(v)
+    kernel_bias, bias_v, bias_code = bias_view(bias, target)
+    dq, dk, dv = torch.empty_like(qk), torch.empty_like(kk), torch.empty_like(vk)
     dbias, dbias_view = bias_grad_buffer(bias, target) if bias is not None and bias_grad else (None, NO_VIEW)
-    out32, lse32, grad32 = as_fp32_rows(out), lse.float().contiguous(), as_fp32_rows(grad_out)  # kept alive
-    native().flash_attention_bwd(dims(q, k), head_view(q32), head_view(k32), head_view(v32),
-                                 broadcast_view(bias32, target), broadcast_view(mask, target), causal, scale,
-                                 dropout_p, seed, head_view(out32), lse32.data_ptr(), head_view(grad32),
-                                 head_view(dq), head_view(dk), head_view(dv), dbias_view, torch.get_num_threads())
+    out_k, lse32, grad_k = kernel_rows(out), lse.float().contiguous(), kernel_rows(grad_out)  # kept alive
+    native().flash_attention_bwd(dims(q, k), dtype_code(qk), head_view(qk), head_view(kk), head_view(vk), bias_v,
+                                 bias_code, broadcast_view(mask, target), causal, scale, dropout_p, seed,
+                                 head_view(out_k), lse32.data_ptr(), head_view(grad_k), head_view(dq), head_view(dk),
+                                 head_view(dv), dbias_view, torch.get_num_threads())
     dbias = dbias.to(bias.dtype) if dbias is not None else q.new_empty(0)
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), dbias
