@@ -1,8 +1,9 @@
-"""APT attention: apt_attention vs the reference (>= 10x faster, memory <= 1/4), the patched APT model vs
-unpatched (time <= 0.2x) and vs use_autopoietic=False (time <= 1.3x). Run one case at a time:
+"""APT attention: apt_attention vs the reference (>= 10x faster, memory <= 1/4), apt_attention in bf16 vs its own fp32
+path (time <= 0.6x), the patched APT model's forward vs unpatched (time <= 0.2x) and vs use_autopoietic=False
+(time <= 1.3x); the training steps are in bench/test_training.py. Run one case at a time:
 pytest bench/test_apt_attention.py -k NAME.
 
-The apt_attention case times the three stage ops together (their references: reference/apt_attention_ops.py
+The apt_attention cases time the three stage ops together (their references: reference/apt_attention_ops.py
 and the statistics in reference/apt_attention.py). Dropout (reference/dropout_hash.py) is not benchmarked on
 its own: every case runs at dropout 0, like the issue's figures."""
 

@@ -1,6 +1,8 @@
-"""Fine-tuning throughput: the Trainer with apt_fast's kernels vs --no-fast on the APT benchmark
-configuration, losses of the same steps checked equal first (target: time <= 0.25, i.e. >= 4x tokens/s).
-Run: pytest bench/test_training.py --benchmark-only."""
+"""Training: the patched APT model's training step with AdamW vs unpatched (>= 5x), vs use_autopoietic=False (time
+<= 1.15x), and under bf16 autocast vs fp32 (>= 2.5x with AMX-BF16, >= 1.4x without), on the benchmark model and a
+wide one; fine-tuning throughput through the trainer vs --no-fast (>= 4x tokens/s) and with --bf16 vs fp32 (>= 2x
+with AMX-BF16, >= 1.4x without). Outputs checked first (losses, a gradient). Run:
+pytest bench/test_training.py --benchmark-only."""
 
 import pytest
 

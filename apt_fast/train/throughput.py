@@ -74,16 +74,18 @@ def fresh_model(workload: FineTuneWorkload) -> nn.Module:
     return copy.deepcopy(workload.model)
 
 
-def run_fine_tune(workload: FineTuneWorkload, model: nn.Module, fast: bool) -> torch.Tensor:  # [steps] float64
-    """Fine-tune ``model`` (from :func:`fresh_model`) on the workload; returns the loss of every step."""
+def run_fine_tune(workload: FineTuneWorkload, model: nn.Module, fast: bool,
+                  bf16: bool = False) -> torch.Tensor:  # [steps] float64
+    """Fine-tune ``model`` (from :func:`fresh_model`) on the workload (``bf16``: as ``--bf16``); returns the loss of
+    every step."""
     from ..models.apt.tokenization_byte import APTByteTokenizer
     from .config import TrainConfig
     from .objectives import LanguageModelObjective
     from .trainer import Trainer
 
-    config = TrainConfig(epochs=1, batch_size=workload.shape.batch, learning_rate=1e-4, fast=fast,
+    config = TrainConfig(epochs=1, batch_size=workload.shape.batch, learning_rate=1e-4, fast=fast, bf16=bf16,
                          max_length=workload.shape.length, tensorboard=False, save_steps=10**9)
-    save_path = os.path.join(workload.workdir.name, "fast" if fast else "no-fast")
+    save_path = os.path.join(workload.workdir.name, ("fast" if fast else "no-fast") + ("-bf16" if bf16 else ""))
     trainer = Trainer(model, APTByteTokenizer(), LanguageModelObjective(), workload.data, None, config, save_path,
                       desc="throughput", progress_bar=False)
     return torch.tensor(trainer.train(overwrite=True).losses, dtype=torch.float64)

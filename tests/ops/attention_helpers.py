@@ -25,7 +25,6 @@ def assert_within_reference_error(name: str, actual, reference_same_precision, r
     return err
 
 
-
 def triton_slack(dtype: torch.dtype) -> float:
     """The slack of flash-attention's rule for a Triton kernel's results: 2, except for bf16 under the interpreter.
 
