@@ -72,7 +72,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfi
                         metavar="N", help="skip the update of up to N steps whose loss or gradient norm is NaN "
                                           "or infinite; the next one stops the run (default %(default)s)")
     parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing, help="default %(default)s")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for forward and loss")
+    add_bf16_argument(parser)
     parser.add_argument("--early-stopping-patience", type=int_at_least(0), default=defaults.early_stopping_patience,
                         help="evaluations without improvement before stopping, 0 disables (default %(default)s)")
     parser.add_argument("--eval-steps", type=int_at_least(1), default=defaults.eval_steps, help="default %(default)s")
@@ -82,6 +82,14 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfi
     parser.add_argument("--seed", type=int_at_least(0), default=defaults.seed, help="default %(default)s")
     add_runtime_arguments(parser)
     parser.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard event logs")
+
+
+def add_bf16_argument(parser: argparse.ArgumentParser) -> None:
+    """--bf16 of every command that trains or evaluates (TrainConfig.bf16, apt_fast.train.precision)."""
+    parser.add_argument("--bf16", action="store_true",
+                        help="run the forward pass and the loss under bfloat16 autocast: bf16 matmuls and attention "
+                             "(AMX tiles or AVX-512 BF16 where the CPU has them, `apt-fast info` says which); the "
+                             "weights stay float32, and so do gradients and optimizer state in training")
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ._training import add_bf16_argument
 from .progress import show_progress
 
 
@@ -22,6 +23,7 @@ def add_parser(subparsers) -> None:
                         help="train and fine-tune, then the pruning stage only: the fine-tuned model pruned "
                              "(magnitude 30/50/70/90%%, 2:4), scored after pruning and after prune-finetune; writes "
                              "pruning-accuracy.md and pruning-accuracy.png to --workdir")
+    add_bf16_argument(parser)  # every training stage and the timed steps; scored in float32
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0, help="default %(default)s")
     parser.set_defaults(run=run)
@@ -37,5 +39,5 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     run_demo(args.workdir, QUICK if args.quick else DemoSize(), seed=args.seed, progress=show_progress(args),
-             pruning=args.pruning)
+             pruning=args.pruning, bf16=args.bf16)
     return 0

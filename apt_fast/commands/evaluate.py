@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..train.config import TrainConfig
-from ._training import add_data_arguments, add_runtime_arguments, configure_logging, requested_device
+from ._training import (
+    add_bf16_argument,
+    add_data_arguments,
+    add_runtime_arguments,
+    configure_logging,
+    requested_device,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -17,7 +23,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--model-path", required=True, metavar="PATH", help="the model (any APT checkpoint)")
     add_data_arguments(parser, TrainConfig())
     parser.add_argument("--batch-size", type=int, default=8, help="default %(default)s")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    add_bf16_argument(parser)
     parser.add_argument("--exact-match", action="store_true", help="also report greedy-generation exact match")
     add_runtime_arguments(parser)
     parser.set_defaults(run=run)

@@ -18,6 +18,24 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+# How the attention kernels multiply bf16 inputs at each SIMD tier (fp32 accumulation, softmax and statistics in all).
+BF16_ATTENTION_TIERS = {
+    "amx": "AMX tiles (AMX-BF16 tile products)",
+    "avx512": "AVX-512 BF16 dot products (vdpbf16ps)",
+    "fallback": "fp32 conversion fallback (bf16 widened to fp32, fp32 FMA)",
+}
+
+
+def bf16_attention_tier(level: str, features: dict) -> str:
+    """Which of BF16_ATTENTION_TIERS runs bf16 attention at SIMD ``level`` ('scalar', 'avx2', 'avx512' or 'amx',
+    as _C.simd_level() says) on a CPU with ``features`` (_C.cpu_features())."""
+    if level == "amx" and features.get("amx_bf16") and features.get("amx_permitted"):
+        return "amx"
+    if level in ("amx", "avx512") and features.get("avx512_bf16"):
+        return "avx512"
+    return "fallback"
+
+
 def _cpu_lines(native) -> list:
     features = native.cpu_features()
     present = [name for name, has in features.items() if has and name not in OS_STATE]
@@ -30,6 +48,7 @@ def _cpu_lines(native) -> list:
         f"(tile data granted to this process: {yes('amx_permitted')})",
         f"SIMD in use: {native.simd_level()} (detected: {native.detected_simd_level()}; "
         "APT_FAST_SIMD=scalar|avx2|avx512|amx lowers it, avx512 = no AMX)",
+        f"bf16 attention (--bf16): {BF16_ATTENTION_TIERS[bf16_attention_tier(native.simd_level(), features)]}",
     ]
 
 

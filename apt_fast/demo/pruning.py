@@ -37,9 +37,10 @@ def _settings():
 
 
 def prune_finetune_scores(model_path: str, train_path: str, val_path: str, test_path: str, workdir: str, *,
-                          epochs: int, batch_size: int, learning_rate: float, seed: int) -> List[PrunedRow]:
+                          epochs: int, batch_size: int, learning_rate: float, seed: int,
+                          bf16: bool = False) -> List[PrunedRow]:
     """For each setting: prune the model at ``model_path``, score it on ``test_path``, fine-tune it on
-    ``train_path`` (``val_path`` picks the best model) and score it again."""
+    ``train_path`` (``val_path`` picks the best model; ``bf16``: under bfloat16 autocast) and score it again."""
     from ..pruning import prune
     from ..train.finetune import FineTuner
 
@@ -50,7 +51,7 @@ def prune_finetune_scores(model_path: str, train_path: str, val_path: str, test_
         pruned = score(finetuner.model, finetuner.tokenizer, test_path)
         save_path = os.path.join(workdir, "pruned-" + setting.replace(" ", "-").replace("%", "").replace(":", "-"))
         finetuner.fine_tune(train_path, val_path, save_path, epochs=epochs, batch_size=batch_size,
-                            learning_rate=learning_rate, eval_steps=50, tensorboard=False, seed=seed,
+                            learning_rate=learning_rate, eval_steps=50, tensorboard=False, seed=seed, bf16=bf16,
                             progress_bar=False)
         rows.append(PrunedRow(setting, flags, report.sparsity, pruned,
                               score(finetuner.model, finetuner.tokenizer, test_path)))

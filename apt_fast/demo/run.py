@@ -83,11 +83,19 @@ def _letters(lengths: range) -> str:
     return f"{lengths.start}-{lengths.stop - 1}"
 
 
+def _bf16_flag(bf16: bool) -> str:
+    return " --bf16" if bf16 else ""
+
+
+def _precision(bf16: bool) -> str:
+    return "bf16 autocast, float32 weights and optimizer (--bf16)" if bf16 else "float32"
+
+
 def _since(start: float) -> str:
     return f"{time.perf_counter() - start:.0f} s"
 
 
-def _pruning_stage(workdir: str, size: DemoSize, seed: int, tuned, tokenizer, paths: dict) -> None:
+def _pruning_stage(workdir: str, size: DemoSize, seed: int, tuned, tokenizer, paths: dict, bf16: bool) -> None:
     from .pruning import TABLE_FILE, prune_finetune_scores, write_results
 
     bs, samples = size.batch_size, size.finetune_samples
@@ -96,17 +104,18 @@ def _pruning_stage(workdir: str, size: DemoSize, seed: int, tuned, tokenizer, pa
     _say(f"   apt-fast prune-finetune --model-path tuned --prune-type magnitude --prune-ratio R | --prune-type nm "
          f"--nm 2:4 --prune-ratio 0.5 --data-path mixed_train.jsonl --val-data-path mixed_val.jsonl --save-path "
          f"pruned-... --finetune-epochs {size.prune_finetune_epochs} --batch-size {bs} --learning-rate "
-         f"{size.prune_finetune_lr:g} --eval-steps 50")
+         f"{size.prune_finetune_lr:g} --eval-steps 50{_bf16_flag(bf16)}")
     stage_start = time.perf_counter()
     dense = score(tuned, tokenizer, paths["long_test"])
     rows = prune_finetune_scores(paths["tuned"], paths["mixed_train"], paths["mixed_val"], paths["long_test"], workdir,
                                  epochs=size.prune_finetune_epochs, batch_size=bs,
-                                 learning_rate=size.prune_finetune_lr, seed=seed)
+                                 learning_rate=size.prune_finetune_lr, seed=seed, bf16=bf16)
     header = [f"# Pruning accuracy on the demo task (`apt-fast demo --pruning`, seed {seed})", "",
               f"The demo's fine-tuned model (d_model {BASE_MODEL['d_model']}, {BASE_MODEL['num_encoder_layers']}+"
               f"{BASE_MODEL['num_decoder_layers']} layers, d_ff {BASE_MODEL['d_ff']}) pruned, then fine-tuned with "
               f"the pruned weights held at zero on {samples} words of {_letters(MIXED)} letters "
-              f"({size.prune_finetune_epochs} epochs, batch {bs}, learning rate {size.prune_finetune_lr:g}, cosine, "
+              f"({_precision(bf16)}, {size.prune_finetune_epochs} epochs, batch {bs}, learning rate "
+              f"{size.prune_finetune_lr:g}, cosine, "
               f"AdamW; best by loss on {size.test_samples // 2} validation words). Scored on {size.test_samples} "
               f"held-out words of {_letters(LONG)} letters: exact match of greedy generation, loss of the "
               f"teacher-forced targets. Sparsity is of the pruned nn.Linear weights (the output projection tied to "
@@ -119,10 +128,11 @@ def _pruning_stage(workdir: str, size: DemoSize, seed: int, tuned, tokenizer, pa
 
 
 def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress: bool = True,
-             pruning: bool = False) -> None:
+             pruning: bool = False, bf16: bool = False) -> None:
     """Run every stage under ``workdir`` (new, empty or an earlier demo's, which is replaced; see
     :mod:`apt_fast.demo.workdir`) and print what each achieved; ``progress``: the export's progress bar;
-    ``pruning``: stages 1, 2 and the pruning stage only."""
+    ``pruning``: stages 1, 2 and the pruning stage only; ``bf16``: every training (and the timed steps) under
+    bfloat16 autocast with float32 weights (``--bf16``); the scores are of the float32 models."""
     from ..export.checkpoint import export_checkpoint, export_summary
     from ..models.apt.loading import load
     from ..models.apt.tokenization_byte import APTByteTokenizer
@@ -145,15 +155,17 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress:
     bs, tokenizer = size.batch_size, APTByteTokenizer()
     started = time.perf_counter()
     steps = lambda samples, epochs: math.ceil(samples / bs) * epochs
+    flag = _bf16_flag(bf16)
+    _say(f"training precision: {_precision(bf16)}")
 
     _say(f"== 1. train from scratch: sort the letters of words of {_letters(SHORT)} letters "
          f"({size.train_samples} samples, {steps(size.train_samples, size.base_epochs)} steps)")
     _say(f"   apt-fast train --config base.json --data-path short_train.jsonl --save-path base "
-         f"--epochs {size.base_epochs} --batch-size {bs} --learning-rate {size.base_lr:g}")
+         f"--epochs {size.base_epochs} --batch-size {bs} --learning-rate {size.base_lr:g}{flag}")
     stage_start = time.perf_counter()
     untrained = new_model(config_for_tokenizer(dict(BASE_MODEL), tokenizer), seed)  # train_model's initial weights
     base, _, _ = train_model(path("base.json"), short_train, save_path=path("base"), epochs=size.base_epochs,
-                             batch_size=bs, learning_rate=size.base_lr, tensorboard=False, seed=seed)
+                             batch_size=bs, learning_rate=size.base_lr, tensorboard=False, seed=seed, bf16=bf16)
     _table([("untrained", _letters(SHORT), score(untrained, tokenizer, short_test)),
             (f"trained ({_since(stage_start)})", _letters(SHORT), score(base, tokenizer, short_test)),
             ("trained", _letters(LONG), score(base, tokenizer, long_test))])
@@ -163,11 +175,12 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress:
          f"({size.finetune_samples} samples, {steps(size.finetune_samples, size.finetune_epochs)} steps)")
     _say(f"   apt-fast fine-tune --model-path base --data-path mixed_train.jsonl --val-data-path mixed_val.jsonl "
          f"--save-path tuned --freeze-embeddings --freeze-encoder-layers 1 --epochs {size.finetune_epochs} "
-         f"--batch-size {bs} --learning-rate {size.finetune_lr:g} --eval-steps 50")
+         f"--batch-size {bs} --learning-rate {size.finetune_lr:g} --eval-steps 50{flag}")
     stage_start = time.perf_counter()
     tuned, _, _ = fine_tune_model(path("base"), mixed_train, mixed_val, path("tuned"), freeze_embeddings=True,
                                   freeze_encoder_layers=1, epochs=size.finetune_epochs, batch_size=bs,
-                                  learning_rate=size.finetune_lr, eval_steps=50, tensorboard=False, seed=seed)
+                                  learning_rate=size.finetune_lr, eval_steps=50, tensorboard=False, seed=seed,
+                                  bf16=bf16)
     _table([("base", _letters(LONG), score(base, tokenizer, long_test)),
             (f"fine-tuned ({_since(stage_start)})", _letters(LONG), score(tuned, tokenizer, long_test)),
             ("fine-tuned", _letters(SHORT), score(tuned, tokenizer, short_test))])
@@ -176,19 +189,20 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress:
     _say(f"   examples: {examples(tuned, tokenizer, long_test)}")
     if pruning:
         _pruning_stage(workdir, size, seed, tuned, tokenizer, dict(
-            tuned=path("tuned"), mixed_train=mixed_train, mixed_val=mixed_val, long_test=long_test))
+            tuned=path("tuned"), mixed_train=mixed_train, mixed_val=mixed_val, long_test=long_test), bf16)
         _say(f"demo finished in {time.perf_counter() - started:.0f} s; outputs in {workdir}")
         return
 
     _say(f"== 3. distil into a student (d_model {STUDENT_MODEL['d_model']}, d_ff {STUDENT_MODEL['d_ff']}; T 4, "
          f"alpha 0.7, beta 0.3, fused distillation loss; {steps(size.finetune_samples, size.distill_epochs)} steps)")
     _say(f"   apt-fast distill --teacher tuned --student-config student.json --data-path mixed_train.jsonl "
-         f"--save-path student --epochs {size.distill_epochs} --batch-size {bs} --learning-rate {size.distill_lr:g}")
+         f"--save-path student --epochs {size.distill_epochs} --batch-size {bs} --learning-rate {size.distill_lr:g}"
+         f"{flag}")
     stage_start = time.perf_counter()
     fresh_student = build_student(tuned, None, STUDENT_MODEL, seed)  # distill's initial weights
     student, _, _ = distill(path("tuned"), mixed_train, student_config=path("student.json"), save_path=path("student"),
                             epochs=size.distill_epochs, batch_size=bs, learning_rate=size.distill_lr,
-                            tensorboard=False, seed=seed)
+                            tensorboard=False, seed=seed, bf16=bf16)
     params = lambda m: f"{sum(p.numel() for p in m.parameters()) / 1e3:.0f}k params"
     _table([(f"teacher ({params(tuned)})", _letters(LONG), score(tuned, tokenizer, long_test)),
             (f"student untrained ({params(student)})", _letters(LONG), score(fresh_student, tokenizer, long_test)),
@@ -205,7 +219,7 @@ def run_demo(workdir: str, size: DemoSize = DemoSize(), seed: int = 0, progress:
         _say(f"   {scheme:<{width}}  {scores.cells()}  {change}")
 
     _say("== 5. apt_fast against --no-fast")
-    lines = speed.compare(path("base"), mixed_train, workdir, size.timed_steps, bs)
+    lines = speed.compare(path("base"), mixed_train, workdir, size.timed_steps, bs, bf16)
     if size.benchmark_repeats:
         lines += speed.benchmark_configuration(size.benchmark_repeats)
     for line in lines:

@@ -20,26 +20,28 @@ class TimedRun:
         return statistics.median(self.step_seconds[1:])
 
 
-def timed_fine_tune(base: str, data: str, save_path: str, steps: int, batch_size: int, fast: bool) -> TimedRun:
-    """``steps`` fine-tuning steps from ``base`` on ``data``, each timed."""
+def timed_fine_tune(base: str, data: str, save_path: str, steps: int, batch_size: int, fast: bool,
+                    bf16: bool = False) -> TimedRun:
+    """``steps`` fine-tuning steps from ``base`` on ``data``, each timed (``bf16``: under bfloat16 autocast)."""
     from ..train import fine_tune_model
 
     stamps = [time.perf_counter()]
     fine_tune_model(base, data, save_path=save_path, overwrite=True, max_steps=steps, batch_size=batch_size,
-                    learning_rate=1e-3, fast=fast, tensorboard=False, save_steps=10**6,
+                    learning_rate=1e-3, fast=fast, bf16=bf16, tensorboard=False, save_steps=10**6,
                     callbacks=[lambda trainer, state, loss: stamps.append(time.perf_counter())])
     with open(os.path.join(save_path, "training_log.json"), encoding="utf-8") as f:
         losses = [h["loss"] for h in json.load(f)["history"]]
     return TimedRun(losses, [b - a for a, b in zip(stamps, stamps[1:])])
 
 
-def compare(base: str, data: str, workdir: str, steps: int, batch_size: int) -> list[str]:
+def compare(base: str, data: str, workdir: str, steps: int, batch_size: int, bf16: bool = False) -> list[str]:
     """Lines reporting ms/step of both paths, the speedup and the largest loss difference."""
-    fast = timed_fine_tune(base, data, os.path.join(workdir, "timing_fast"), steps, batch_size, True)
-    slow = timed_fine_tune(base, data, os.path.join(workdir, "timing_nofast"), steps, batch_size, False)
+    fast = timed_fine_tune(base, data, os.path.join(workdir, "timing_fast"), steps, batch_size, True, bf16)
+    slow = timed_fine_tune(base, data, os.path.join(workdir, "timing_nofast"), steps, batch_size, False, bf16)
     diff = max(abs(a - b) for a, b in zip(fast.losses, slow.losses))
     return [
-        f"{steps} fine-tuning steps, batch {batch_size}, same data and start (median step, first excluded):",
+        f"{steps} fine-tuning steps, batch {batch_size}, {'bf16 autocast' if bf16 else 'float32'}, same data and "
+        f"start (median step, first excluded):",
         f"  --no-fast   {1000 * slow.median_step:8.1f} ms/step",
         f"  apt_fast    {1000 * fast.median_step:8.1f} ms/step   speedup {slow.median_step / fast.median_step:.2f}x",
         f"  losses      max |fast - no-fast| = {diff:.2e} over {steps} steps (first {fast.losses[0]:.4f} vs "

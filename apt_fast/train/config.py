@@ -36,7 +36,8 @@ class TrainConfig:
         with a NonFiniteError naming the step and the last good checkpoint; with N > 0 the first N such steps
         are skipped instead (gradients dropped, no optimizer update; the step counts, the schedule moves on,
         its loss stays out of the history) and the (N+1)-th stops the run.
-    bf16: run forward and loss under bfloat16 autocast (weights and optimizer stay float32).
+    bf16: run forward and loss under bfloat16 autocast; weights, gradients and optimizer stay float32 (see
+        :mod:`apt_fast.train.precision`; a model whose trainable weights are not float32 is refused).
     label_smoothing: of the cross-entropy (upstream's fine-tuner: 0).
     eval_steps, early_stopping_patience: validate every eval_steps steps and after the last step (when there
         is validation data); stop after `patience` evaluations without a better validation loss (0 disables

@@ -16,6 +16,7 @@ from .distributed import Runtime, init_runtime
 from .fast_path import apply_fast_path
 from .inputs import load_pretrained, load_train_val
 from .objectives import DistillObjective, DistillSettings
+from .precision import check_master_weights
 from .pretrain import new_model, read_model_config
 from .trainer import Trainer
 
@@ -84,6 +85,7 @@ def distill(
         teacher, tokenizer = load_pretrained(teacher, "--teacher")
     runtime = runtime or init_runtime()
     student_model = build_student(teacher, student, student_config, config.seed)
+    check_master_weights(student_model, config.bf16)  # before the data is read
     teacher.to(runtime.device)
     apply_fast_path(teacher, config.fast)
     objective = DistillObjective(teacher, loss_settings, fused=config.fast)

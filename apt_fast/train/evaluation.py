@@ -13,6 +13,7 @@ from torch import nn
 from .batching import IGNORE_INDEX, TokenizedData, collate, sequential_batches
 from .distributed import Runtime
 from .objectives import encode_decode
+from .precision import autocast
 from .records import Example
 
 
@@ -55,7 +56,8 @@ def evaluate(
 ) -> EvalResult:
     """Loss, perplexity and token accuracy of ``model`` over ``data`` (eval mode; train mode restored).
 
-    With several processes each evaluates every N-th batch and the sums are all-reduced.
+    With several processes each evaluates every N-th batch and the sums are all-reduced. ``bf16``: the forward
+    pass under bfloat16 autocast (see :mod:`precision`), the loss in float32.
     """
     runtime = runtime or Runtime(0, 1, next(model.parameters()).device)
     pad, bos, eos = special_ids(model, tokenizer)
@@ -65,7 +67,7 @@ def evaluate(
     try:
         for indices in sequential_batches(len(data), batch_size)[runtime.rank:: runtime.world_size]:
             batch = collate(data, indices, pad_id=pad, bos_id=bos, eos_id=eos).to(runtime.device)
-            with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=bf16):
+            with autocast(runtime.device, bf16):
                 _, hidden = encode_decode(model, batch)
                 logits = model.output_projection(hidden).float()  # [B, T, V]
             live = batch.labels != IGNORE_INDEX  # [B, T]

@@ -16,6 +16,7 @@ from .distributed import Runtime, init_runtime
 from .freezing import FreezeReport, freeze_layers, report_frozen
 from .inputs import load_pretrained, load_train_val
 from .objectives import LanguageModelObjective
+from .precision import check_master_weights
 from .trainer import Trainer
 
 logger = logging.getLogger("apt_fast.train")
@@ -26,6 +27,7 @@ def run_language_model_training(model, tokenizer, *, train_data_path, val_data_p
                                 max_samples, resume, overwrite, callbacks, runtime: Runtime, desc: str, run_info: dict,
                                 progress_bar: bool | None):
     """Tokenize the data and run the token cross-entropy objective; returns the Trainer's result."""
+    check_master_weights(model, config.bf16)  # before the data is read
     train, val = load_train_val(train_data_path, val_data_path, tokenizer, max_length=config.max_length,
                                 max_samples=max_samples)
     info = {**run_info, "train_data_path": os.fspath(train_data_path), "train_samples": len(train),

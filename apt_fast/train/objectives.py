@@ -122,16 +122,19 @@ class DistillObjective:
         self.fused = fused
 
     def _response(self, student: nn.Module, hidden: Tensor, teacher_hidden: Tensor, batch: Batch) -> Tensor:
-        teacher_logits = self.teacher.output_projection(teacher_hidden).float().flatten(0, 1)  # [N, V]
+        # [N, V] in the autocast dtype (bf16 under --bf16): the fused loss reads it as it is, block by block
+        teacher_logits = self.teacher.output_projection(teacher_hidden).flatten(0, 1)
         labels = batch.labels.flatten()  # [N]
-        weight = student.output_projection.weight  # [V, D]
+        weight = student.output_projection.weight  # [V, D] fp32 master weight
         if self.fused:
             from ..functional import fused_linear_distill_loss
 
-            return fused_linear_distill_loss(hidden.float().flatten(0, 1), weight, labels,
+            # hidden in the weight's dtype (its gradient products need both alike); the student's logits are
+            # formed block by block under the ambient autocast (bf16 under --bf16), never as one [N, V] tensor
+            return fused_linear_distill_loss(hidden.to(weight.dtype).flatten(0, 1), weight, labels,
                                              teacher_logits=teacher_logits, config=self.settings.loss_config())
         student_logits = student.output_projection(hidden).float().flatten(0, 1)  # [N, V]
-        return response_loss_unfused(student_logits, teacher_logits, labels, self.settings)
+        return response_loss_unfused(student_logits, teacher_logits.float(), labels, self.settings)
 
     def __call__(self, model: nn.Module, batch: Batch) -> Terms:
         with torch.no_grad():

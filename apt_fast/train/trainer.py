@@ -1,10 +1,10 @@
 """The training loop shared by ``fine-tune``, ``train`` and ``distill``.
 
 Per optimizer step, for each of its ``gradient_accumulation_steps`` micro-batches: the objective's terms
-on this process's share of the global micro-batch (bf16 autocast optional), counts all-reduced so the loss
-is the global per-token mean, backward of that loss divided by the number of micro-batches; then gradients
-averaged over processes (once), global-norm clipping, AdamW, the learning-rate schedule. Every
-``eval_steps`` optimizer steps and after the last one it validates (early stopping, best model kept),
+on this process's share of the global micro-batch (bf16 autocast optional, see :mod:`precision`), counts
+all-reduced so the loss is the global per-token mean, backward of that loss divided by the number of
+micro-batches; then gradients averaged over processes (once), global-norm clipping, AdamW, the learning-rate
+schedule. Every ``eval_steps`` optimizer steps and after the last one it validates (early stopping, best model kept),
 every ``save_steps`` it writes a resumable checkpoint. At the end it keeps best/ and last/ and saves the
 final model by the rule in :mod:`checkpointing`. A resumed run restores model, optimizer, scheduler, RNG
 state, data position and history, and goes on with the losses of an uninterrupted run.
@@ -49,6 +49,7 @@ from .interrupt import InterruptFlag, TrainingInterrupted
 from .monitor import Monitor, tensorboard_dir
 from .nonfinite import gradient_norm, nonfinite_parameters, step_problem
 from .optim import build_optimizer, build_scheduler
+from .precision import autocast, check_master_weights
 from .resume import Resumable, find_resumable
 
 logger = logging.getLogger("apt_fast.train")
@@ -164,7 +165,7 @@ class Trainer:
         """Backward of one micro-batch's loss times ``scale``, gradients accumulating in ``.grad``; returns
         (global loss, global tokens, whether any process asked to stop)."""
         runtime = self.runtime
-        with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+        with autocast(runtime.device, self.config.bf16):
             terms = self.objective(self.model, batch)
         sums = [s for s, _ in terms.values()]
         stop = self._stop_requested or self._interrupt.requested
@@ -284,6 +285,7 @@ class Trainer:
         """Train; ``resume`` is 'latest' (the newest readable checkpoint) or a checkpoint directory.
         Returns the final state."""
         config, runtime = self.config, self.runtime
+        check_master_weights(self.model, config.bf16)
         self._prepare_save_path(overwrite, resuming=resume is not None)
         self.model.to(runtime.device)
         apply_fast_path(self.model, config.fast)
