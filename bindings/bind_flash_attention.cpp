@@ -54,7 +54,7 @@ APT_FAST_BINDINGS(flash_attention) {
          const BroadcastView& bias, int bias_dtype, const BroadcastView& mask, bool causal, float scale,
          float dropout_p, uint64_t seed, const HeadView& out, int64_t lse, const HeadView& grad_out,
          const HeadView& dq, const HeadView& dk, const HeadView& dv, const BroadcastView& grad_bias,
-         int num_threads) {
+         int grad_bias_dtype, int num_threads) {
         const BiasView bias_of = bias_view(bias, bias_dtype);
         with_element_type(dtype, [&](auto element) {
           using T = decltype(element);
@@ -64,7 +64,8 @@ APT_FAST_BINDINGS(flash_attention) {
           args.bias = bias_of;
           args.mask = broadcast4<const uint8_t>(mask);
           args.causal = causal;
-          args.grad_bias = broadcast4<float>(grad_bias);
+          if (grad_bias_dtype == 1) args.grad_bias_bf16 = broadcast4<Bf16>(grad_bias);
+          else args.grad_bias = broadcast4<float>(grad_bias);
           py::gil_scoped_release release;
           flash_attention_bwd(args);
         });
@@ -72,9 +73,10 @@ APT_FAST_BINDINGS(flash_attention) {
       py::arg("dims"), py::arg("dtype"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("bias"),
       py::arg("bias_dtype"), py::arg("mask"), py::arg("causal"), py::arg("scale"), py::arg("dropout_p"),
       py::arg("seed"), py::arg("out"), py::arg("lse"), py::arg("grad_out"), py::arg("dq"), py::arg("dk"),
-      py::arg("dv"), py::arg("grad_bias"), py::arg("num_threads"),
-      "Flash attention backward: dq, dk, dv (q's dtype) and, when grad_bias has a pointer, the bias gradient\n"
-      "(fp32) summed into a buffer of the bias's own shape (broadcast strides 0).");
+      py::arg("dv"), py::arg("grad_bias"), py::arg("grad_bias_dtype"), py::arg("num_threads"),
+      "Flash attention backward: dq, dk, dv (q's dtype) and, when grad_bias has a pointer, the bias gradient:\n"
+      "grad_bias_dtype 0: fp32, summed into a buffer of the bias's own shape (broadcast strides 0); 1: bf16, a\n"
+      "contiguous [B,H,T,S] buffer (a bias without broadcast).");
 }
 
 }  // namespace apt_fast

@@ -107,6 +107,27 @@ inline void pack_a_cols(const uint16_t* src, int64_t ld, int k, int m, Operand* 
     for (int c = 0; c < m; ++c) dst[c * lda + r] = as_operand(src[r * ld + c]);
 }
 
+#if APT_SIMD_LEVEL >= 2
+// 16 values of a row as bf16 in the low half of a 512-bit register (n < 16: zero past n).
+inline __m512i bf16_half(const float* row, int n) {
+  return _mm512_castsi256_si512((__m256i)_mm512_cvtneps_pbh(load_n(row, n).v));
+}
+inline __m512i bf16_half(const uint16_t* row, int n) {
+  return _mm512_castsi256_si512(_mm256_maskz_loadu_epi16(static_cast<__mmask16>((1u << n) - 1u), row));
+}
+
+// out[2 j + e] = row e (0, 1; row 1 may be null: zeros) at column j, for j < n <= 16, as bf16.
+template <class S>
+inline void interleave_pair(const S* r0, const S* r1, int n, uint16_t* out) {
+  const __m512i lo = bf16_half(r0, n), hi = r1 ? bf16_half(r1, n) : _mm512_setzero_si512();
+  const __m512i pairs = _mm512_permutex2var_epi16(
+      lo, _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6, 37, 5, 36, 4,
+                           35, 3, 34, 2, 33, 1, 32, 0),
+      hi);
+  _mm512_mask_storeu_epi16(out, static_cast<__mmask32>(n == 16 ? ~0u : (1u << (2 * n)) - 1u), pairs);
+}
+#endif
+
 // B = src [k, n] (row stride ld) into dst with ldb >= padded_mn(n) (zero past k and n).
 template <class S>
 inline void pack_b_rows(const S* src, int64_t ld, int k, int n, Operand* dst, int64_t ldb) {
@@ -114,13 +135,12 @@ inline void pack_b_rows(const S* src, int64_t ld, int k, int n, Operand* dst, in
 #if APT_SIMD_LEVEL >= 2
   for (int p = 0; p < kp; p += 2) {
     Operand* out = dst + p * ldb;
-    const S* r0 = src + p * ld;
-    const S* r1 = r0 + ld;
     int j = 0;
-    if (p + 1 < k) {
-      for (; j < n; ++j) out[2 * j] = as_operand(r0[j]), out[2 * j + 1] = as_operand(r1[j]);
-    } else if (p < k) {
-      for (; j < n; ++j) out[2 * j] = as_operand(r0[j]), out[2 * j + 1] = 0;
+    if (p < k) {
+      const S* r0 = src + p * ld;
+      const S* r1 = p + 1 < k ? r0 + ld : nullptr;
+      for (; j < n; j += 16) interleave_pair(r0 + j, r1 ? r1 + j : nullptr, std::min(16, n - j), out + 2 * j);
+      j = n;
     }
     std::fill(out + 2 * j, out + 2 * np, Operand(0));
   }

@@ -23,7 +23,8 @@ struct FlashAttentionArgs {
   BiasView bias;                   // or neither has data
   Broadcast4<const uint8_t> mask;  // non-zero = attend, or data == nullptr
   bool causal = false;             // top-left aligned: key j visible to query i when j <= i
-  Broadcast4<float> grad_bias;     // backward: fp32 [Bb, Hb, Tb, Sb] contiguous buffer seen with broadcast strides
+  Broadcast4<float> grad_bias;     // backward: fp32 [Bb, Hb, Tb, Sb] contiguous buffer seen with broadcast strides,
+  Broadcast4<Bf16> grad_bias_bf16; // or bf16 [B, H, T, S] contiguous (a bias without broadcast), or neither
 };
 
 // Validate the arguments and run the kernel of the active SIMD level.

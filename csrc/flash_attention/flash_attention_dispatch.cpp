@@ -12,6 +12,12 @@ void flash_attention_fwd(const FlashAttentionArgs<T>& args) {
 template <class T>
 void flash_attention_bwd(const FlashAttentionArgs<T>& args) {
   check_attention_io(args.io, true);
+  const Broadcast4<Bf16>& g = args.grad_bias_bf16;
+  const AttentionDims& d = args.io.dims;
+  APT_CHECK(!g.data || !args.grad_bias.data, "grad_bias and grad_bias_bf16 cannot both be given");
+  APT_CHECK(!g.data || (g.stride_s == 1 && g.stride_t == d.kv_len && g.stride_h == d.q_len * d.kv_len &&
+                        g.stride_b == d.heads * d.q_len * d.kv_len),
+            "grad_bias_bf16 must be a contiguous [B, H, T, S] buffer");
   APT_FAST_ROUTE(flash_attention_bwd, args);
 }
 

@@ -67,7 +67,7 @@ void forward(const FlashAttentionArgs<T>& args) {
 
 template <class T>
 void backward(const FlashAttentionArgs<T>& args) {
-  flash_backward(args.io, args.causal, BiasMaskMod<T>{&args}, BiasGradTarget{args.grad_bias});
+  flash_backward(args.io, args.causal, BiasMaskMod<T>{&args}, BiasGradTarget{args.grad_bias, args.grad_bias_bf16});
 }
 
 }  // namespace

@@ -121,11 +121,13 @@ void flash_forward(const AttentionIO<Element>& io, bool causal, const Mod& proto
   });
 }
 
-// Where backward writes d(bias): a [Bb, Hb, Tb, Sb] buffer seen through broadcast strides (0 along
+// Where backward writes d(bias): an fp32 [Bb, Hb, Tb, Sb] buffer seen through broadcast strides (0 along
 // broadcast dims). When several (b, h) share a slice, each task sums into a private slice first and
-// adds it under a lock.
+// adds it under a lock. Or, for a bias of the full [B, H, T, S] (no broadcast), a bf16 buffer: every element
+// belongs to one tile, which is rounded to bf16 as it is stored.
 struct BiasGradTarget {
-  Broadcast4<float> grad;  // data == nullptr: no bias gradient wanted
+  Broadcast4<float> grad;  // data == nullptr: no fp32 bias gradient wanted
+  Broadcast4<Bf16> grad_bf16;  // data == nullptr: no bf16 bias gradient wanted
   bool shared(const AttentionDims& d) const {
     return (grad.stride_b == 0 && d.batch > 1) || (grad.stride_h == 0 && d.heads > 1);
   }
@@ -141,6 +143,19 @@ struct BiasGradTarget {
     return (grad.stride_b ? d.batch : 1) * (grad.stride_h ? d.heads : 1) * slice_size(d);
   }
 };
+
+// dst rows [i0, i0 + rows) x [j0, j0 + cols) of a bf16 [T, S] slice with row stride ld_dst <- the tile, rounded.
+inline void store_tile(const float* tile, int ld, int rows, int cols, Bf16* dst, int64_t i0, int64_t j0,
+                       int64_t ld_dst) {
+  for (int r = 0; r < rows; ++r) {
+    Bf16* out = dst + (i0 + r) * ld_dst + j0;
+    for (int c = 0; c < cols; c += Vec::size) {
+      const int n = std::min(Vec::size, cols - c);
+      if (n == Vec::size) Vec::load(tile + r * ld + c).store(out + c);
+      else Vec::load_partial(tile + r * ld + c, n, 0.0f).store_partial(out + c, n);
+    }
+  }
+}
 
 // dst rows [i0, i0 + rows) x [j0, j0 + cols) of a [T, S] slice with row stride ld_dst <- the tile; aligned
 // whole vectors bypass the cache (the output is not read again here). Vec::fence() before others read it.
@@ -167,6 +182,8 @@ void flash_backward(const AttentionIO<Element>& io, bool causal, const Mod& prot
     advise_huge_pages(bias_grad.grad.data, bias_grad.size(d) * sizeof(float));
     if (!overwrite) std::fill(bias_grad.grad.data, bias_grad.grad.data + bias_grad.size(d), 0.0f);
   }
+  const Broadcast4<Bf16>& grad_bf16 = bias_grad.grad_bf16;  // [B, H, T, S]: stored tile by tile
+  if (grad_bf16.data && causal) std::fill(grad_bf16.data, grad_bf16.data + d.batch * d.heads * d.q_len * d.kv_len, 0);
   std::mutex bias_mutex;
   parallel_for(d.batch * d.heads, io.num_threads, [&](int64_t begin, int64_t end) {
     Mod mod = proto;
@@ -229,6 +246,8 @@ void flash_backward(const AttentionIO<Element>& io, bool causal, const Mod& prot
             }
           }
           const float* dbias = mod.grad(rows, cols, dp.data(), scratch.data(), kBlockN);
+          if (grad_bf16.data != nullptr && dbias != nullptr)
+            store_tile(dbias, kBlockN, rows, cols, grad_bf16.at(b, h, 0), i0, j0, grad_bf16.stride_t);
           if (bias_slice != nullptr && dbias != nullptr) {
             if (overwrite) store_tile(dbias, kBlockN, rows, cols, bias_slice, i0, j0, bias_st);
             else accumulate_tile(dbias, kBlockN, rows, cols, bias_slice, i0, j0, bias_st, bias_grad.grad.stride_s ? 1 : 0);

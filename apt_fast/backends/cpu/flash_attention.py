@@ -5,6 +5,7 @@ computed in fp32. The bias is read in its own dtype when it is fp32 or bf16; its
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -15,11 +16,15 @@ from ..registry import register_kernel
 from .views import NO_VIEW, attention_target, broadcast_view, dims, dtype_code, head_view, kernel_rows
 
 
-def bias_grad_buffer(bias: Tensor, target: Tuple[int, int, int, int]) -> Tuple[Tensor, Tuple[int, ...]]:
-    """An fp32 buffer of the bias's own shape (the kernel zeroes it when it accumulates into it) and its
-    broadcast view."""
+def bias_grad_buffer(bias: Tensor, target: Tuple[int, int, int, int]) -> Tuple[Tensor, Tuple[int, ...], int]:
+    """Where the kernel writes the bias gradient: (buffer, its view, its dtype code). A bf16 bias of the full
+    [B, H, T, S] (no broadcast) gets a bf16 [B, H, T, S] buffer, each element stored once; any other bias an fp32
+    buffer of its own shape (summed into where the bias is broadcast; zeroed by the kernel)."""
+    if bias.dtype == torch.bfloat16 and bias.numel() == math.prod(target):
+        grad = torch.empty(target, dtype=torch.bfloat16)
+        return grad, (grad.data_ptr(), *grad.stride()), dtype_code(grad)
     grad = torch.empty(bias.shape, dtype=torch.float32)
-    return grad, broadcast_view(grad, target)
+    return grad, broadcast_view(grad, target), dtype_code(grad)
 
 
 def bias_view(bias: Optional[Tensor], target: Tuple[int, int, int, int]) -> Tuple[Optional[Tensor], Tuple, int]:
@@ -52,11 +57,12 @@ def flash_attention_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, bias:
     qk, kk, vk = kernel_rows(q), kernel_rows(k), kernel_rows(v)
     kernel_bias, bias_v, bias_code = bias_view(bias, target)
     dq, dk, dv = torch.empty_like(qk), torch.empty_like(kk), torch.empty_like(vk)
-    dbias, dbias_view = bias_grad_buffer(bias, target) if bias is not None and bias_grad else (None, NO_VIEW)
+    wanted = bias is not None and bias_grad
+    dbias, dbias_view, dbias_code = bias_grad_buffer(bias, target) if wanted else (None, NO_VIEW, 0)
     out_k, lse32, grad_k = kernel_rows(out), lse.float().contiguous(), kernel_rows(grad_out)  # kept alive
     native().flash_attention_bwd(dims(q, k), dtype_code(qk), head_view(qk), head_view(kk), head_view(vk), bias_v,
                                  bias_code, broadcast_view(mask, target), causal, scale, dropout_p, seed,
                                  head_view(out_k), lse32.data_ptr(), head_view(grad_k), head_view(dq), head_view(dk),
-                                 head_view(dv), dbias_view, torch.get_num_threads())
-    dbias = dbias.to(bias.dtype) if dbias is not None else q.new_empty(0)
+                                 head_view(dv), dbias_view, dbias_code, torch.get_num_threads())
+    dbias = dbias.view(bias.shape).to(bias.dtype) if dbias is not None else q.new_empty(0)
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), dbias
