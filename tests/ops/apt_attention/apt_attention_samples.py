@@ -10,9 +10,9 @@ EPSILON = 0.08
 B, H, T, S, D, HIDDEN = 2, 2, 6, 5, 4, 16
 
 
-def _inputs():
-    q, k, v = randn(B, H, T, D, seed=1), randn(B, H, S, D, seed=2), randn(B, H, S, D, seed=3)
-    mask = expand_attn_mask(torch.triu(torch.full((T, S), float("-inf")), 1), B, torch.float32)  # [B, 1, T, S]
+def _inputs(dtype=torch.float32):
+    q, k, v = (randn(B, H, n, D, seed=seed, dtype=dtype) for seed, n in ((1, T), (2, S), (3, S)))
+    mask = expand_attn_mask(torch.triu(torch.full((T, S), float("-inf")), 1), B, dtype)  # [B, 1, T, S]
     key_padding = torch.zeros(B, S, dtype=torch.bool)  # [B, S] True = padded
     key_padding[1, 0] = True
     return q, k, v, mask, key_padding
@@ -28,18 +28,22 @@ def apt_head_mean_fwd():
     q, k, _, mask, key_padding = _inputs()
     yield (q, k, mask, key_padding)
     yield (q, k, None, None)
+    q, k, _, mask, key_padding = _inputs(torch.bfloat16)
+    yield (q, k, mask, key_padding)
 
 
 def apt_head_mean_bwd():
-    q, k, _, mask, key_padding = _inputs()
-    yield (randn(B, T, S, seed=9), q, k, mask, key_padding)
+    for dtype in (torch.float32, torch.bfloat16):
+        q, k, _, mask, key_padding = _inputs(dtype)
+        yield (randn(B, T, S, seed=9, dtype=dtype), q, k, mask, key_padding)
 
 
 def apt_attention_fwd():
-    q, k, v, mask, key_padding = _inputs()
-    f, m = randn(B, T, S, seed=4), torch.ops.apt_fast.apt_head_mean_fwd(q, k, mask, key_padding)
-    yield (q, k, v, f, m, mask, key_padding, 0.0, 0)
-    yield (q, k, v, f, m, None, None, 0.3, 11)
+    for dtype in (torch.float32, torch.bfloat16):
+        q, k, v, mask, key_padding = _inputs(dtype)
+        f, m = randn(B, T, S, seed=4, dtype=dtype), torch.ops.apt_fast.apt_head_mean_fwd(q, k, mask, key_padding)
+        yield (q, k, v, f, m, mask, key_padding, 0.0, 0)
+        yield (q, k, v, f, m, None, None, 0.3, 11)
 
 
 def apt_attention_bwd():

@@ -4,25 +4,33 @@ import torch
 from attention_helpers import randn
 
 
-def _inputs():
+def _inputs(dtype=torch.float32):
     b, h, t, s, d = 2, 2, 9, 7, 8
-    q, k, v = randn(b, h, t, d, seed=0), randn(b, h, s, d, seed=1), randn(b, h, s, d, seed=2)
-    bias = randn(h, t, s, seed=5)  # [H, T, S], broadcast over the batch
+    q, k, v = (randn(b, h, n, d, seed=i, dtype=dtype) for i, n in enumerate((t, s, s)))
+    bias = randn(h, t, s, seed=5, dtype=dtype)  # [H, T, S], broadcast over the batch
     mask = torch.rand(t, s, generator=torch.Generator().manual_seed(0)) > 0.2  # [T, S] True = attend
     return q, k, v, bias, mask
+
+
+def _bf16_full_bias():
+    """bf16 q, k, v with a bias of the full [B, H, T, S] (its gradient is written in bf16 directly)."""
+    q, k, v, _, mask = _inputs(torch.bfloat16)
+    return q, k, v, randn(2, 2, 9, 7, seed=6, dtype=torch.bfloat16), mask
 
 
 def flash_attention_fwd():
     q, k, v, bias, mask = _inputs()
     yield (q, k, v, bias, mask, True, 0.3, 0.0, 0)
     yield (q, k, v, None, None, False, 0.35, 0.25, 7)
+    q, k, v, bias, mask = _inputs(torch.bfloat16)
+    yield (q, k, v, bias, mask, True, 0.3, 0.0, 0)
+    yield (*_bf16_full_bias()[:4], None, False, 0.35, 0.25, 7)
 
 
 def flash_attention_bwd():
-    q, k, v, bias, mask = _inputs()
-    for bias_, mask_, causal, dropout_p in ((bias, mask, True, 0.0), (None, None, False, 0.25)):
-        out, lse = torch.ops.apt_fast.flash_attention_fwd(q, k, v, bias_, mask_, causal, 0.3, dropout_p, 7)
-        yield (torch.randn_like(out), q, k, v, bias_, mask_, out, lse, causal, 0.3, dropout_p, 7, bias_ is not None)
+    for q, k, v, bias, mask, causal, scale, dropout_p, seed in flash_attention_fwd():
+        out, lse = torch.ops.apt_fast.flash_attention_fwd(q, k, v, bias, mask, causal, scale, dropout_p, seed)
+        yield (torch.randn_like(out), q, k, v, bias, mask, out, lse, causal, scale, dropout_p, seed, bias is not None)
 
 
 SAMPLES = {"flash_attention_fwd": flash_attention_fwd, "flash_attention_bwd": flash_attention_bwd}
