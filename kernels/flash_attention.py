@@ -419,7 +419,7 @@ def flash_attention_fwd_triton(
     q: torch.Tensor,  # [B, H, T, d] fp32|bf16|fp16
     k: torch.Tensor,  # [B, H, S, d]
     v: torch.Tensor,  # [B, H, S, d]
-    bias: Optional[torch.Tensor],  # q's dtype, broadcastable to [B, H, T, S]
+    bias: Optional[torch.Tensor],  # q's dtype or fp32 (read in fp32), broadcastable to [B, H, T, S]
     mask: Optional[torch.Tensor],  # bool, broadcastable to [B, H, T, S]; True = attend
     causal: bool,
     scale: float,

@@ -78,7 +78,7 @@ def _mixed_prepare(inputs):
     (q, k, v, grad_out), sr = inputs
     sides = []
     for dtype in (torch.float32, torch.bfloat16):
-        tensors = [x.to(dtype) for x in (q, k, v)] + [p.clone() for p in sr]
+        tensors = [x.to(dtype, copy=True) for x in (q, k, v)] + [p.clone() for p in sr]
         sides.append((*[x.requires_grad_() for x in tensors], grad_out.to(dtype)))
     return sides
 

@@ -192,7 +192,8 @@ def fine_tune_case(shape: FineTuneShape, quick_steps: int = 2, quick: bool = Tru
         name=f"fine_tune_throughput[B={shape.batch},T=S={shape.length},D={m['d_model']},"
              f"{m['num_encoder_layers']}+{m['num_decoder_layers']}{',bf16' if bf16 else ''}]",
         family="training",
-        shape=lambda workload: workload.shape.describe() + (", --bf16" if bf16 else ""),
+        shape=lambda workload: (workload.shape.describe().replace(" fp32,", " --bf16 (autocast),") if bf16
+                                else workload.shape.describe()),
         make_inputs=partial(_workload, shape, quick_steps),
         prepare=_prepare,
         baseline=partial(_run, bf16, False),  # bf16: fast fp32; else --no-fast
