@@ -153,6 +153,17 @@ inline void store_bf16_row(const float* acc, int n, float factor, Bf16* out) {
   }
 }
 
+// out[x] = factor * t[x * kBlockN] for x < n (a column of a [n, kBlockN] tile with Vec::size rows to spare), rounded
+// to bf16.
+inline void store_bf16_column(const float* t, int n, float factor, Bf16* out) {
+  const Vec f(factor), rows = Vec::iota() * Vec(static_cast<float>(kBlockN));
+  for (int x = 0; x < n; x += Vec::size) {
+    const int w = std::min(Vec::size, n - x);
+    const Vec v = Vec::gather(t + x * kBlockN, rows) * f;
+    if (w == Vec::size) v.store(out + x); else v.store_partial(out + x, w);
+  }
+}
+
 // scale * s for a [rows, cols] tile (leading dimension kBlockN).
 inline void scale_tile(int rows, int cols, float scale, float* s) { scale_copy(rows, cols, s, kBlockN, scale, s, kBlockN); }
 
@@ -207,7 +218,7 @@ class Bf16Backward {
         q_(t_rows_ * dk_), qt_(dn_ * t_rows_), do_(io.grad_out.data ? t_rows_ * dk_ : 0),
         dot_(io.grad_out.data ? dn_ * t_rows_ : 0), kt_(dk_ * kBlockN), vt_(io.v.data ? dk_ * kBlockN : 0),
         k_(kn_ * dn_), pz_(kn_ * kBlockN), ds_a_(kBlockM * kn_), ds_b_(kn_ * kBlockN), dq_(t_rows_ * dn_),
-        dkt_(dn_ * kBlockN), dvt_(io.dv.data ? dn_ * kBlockN : 0) {}
+        dkt_((dn_ + Vec::size) * kBlockN), dvt_(io.dv.data ? (dn_ + Vec::size) * kBlockN : 0) {}
 
   void begin(int64_t b, int64_t h) {
     b_ = b, h_ = h;
@@ -248,11 +259,8 @@ class Bf16Backward {
   }
   void end_keys(int cols) const {
     for (int c = 0; c < cols; ++c) {
-      Bf16* dk = io_.dk.at(b_, h_, j0_ + c);
-      for (int x = 0; x < dim_; ++x) dk[x] = bf16_bits(io_.scale * dkt_[x * kBlockN + c]);
-      if (!io_.dv.data) continue;
-      Bf16* dv = io_.dv.at(b_, h_, j0_ + c);
-      for (int x = 0; x < dim_; ++x) dv[x] = bf16_bits(dvt_[x * kBlockN + c]);
+      store_bf16_column(dkt_.data() + c, dim_, io_.scale, io_.dk.at(b_, h_, j0_ + c));
+      if (io_.dv.data) store_bf16_column(dvt_.data() + c, dim_, 1.0f, io_.dv.at(b_, h_, j0_ + c));
     }
   }
   void end() const {
@@ -268,7 +276,7 @@ class Bf16Backward {
   std::vector<Operand> do_, dot_;    // A dO [T, d]; A dO^T [d, T]
   std::vector<Operand> kt_, vt_, k_; // B K^T, V^T [d, kBlockN]; B K [kBlockN, d]
   std::vector<Operand> pz_, ds_a_, ds_b_;  // B P Z [kBlockM, kBlockN]; A dS; B dS
-  std::vector<float> dq_, dkt_, dvt_;      // [T, d]; [d, kBlockN] dK^T, dV^T (fp32 accumulators)
+  std::vector<float> dq_, dkt_, dvt_;      // [T, d]; [d (+ Vec::size spare), kBlockN] dK^T, dV^T (fp32)
   Bf16Gemm gemm_;
   int64_t b_ = 0, h_ = 0, j0_ = 0;
 };

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -99,11 +100,40 @@ inline void pack_a_rows(const S* src, int64_t ld, int rows, int k, Operand* dst,
   }
 }
 
+#if APT_SIMD_LEVEL >= 2
+// Element offsets of `count` rows of stride ld from lane `first` on, for 32-bit gathers (scale 2); false when
+// they do not fit in 32 bits.
+inline bool row_offsets(int64_t ld, int first, __m512i* offsets) {
+  if ((first + 16) * ld > INT32_MAX) return false;
+  *offsets = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                 _mm512_set1_epi32(first)),
+                                _mm512_set1_epi32(static_cast<int32_t>(ld)));
+  return true;
+}
+#endif
+
 // A = src^T for src [k, m] (row stride ld): dst [m][lda], dst[c][r] = src[r][c], zero in [k, padded_k(k)).
 inline void pack_a_cols(const uint16_t* src, int64_t ld, int k, int m, Operand* dst, int64_t lda) {
   const int kp = static_cast<int>(padded_k(k));
   for (int c = 0; c < m; ++c) std::fill(dst + c * lda + k, dst + c * lda + kp, Operand(0));
-  for (int r = 0; r < k; ++r)
+  int r0 = 0;
+#if APT_SIMD_LEVEL >= 2
+  __m512i lo, hi;  // 32 rows at a time: a column's values are the low halves of two gathers of 32-bit words
+  if (m >= 2 && row_offsets(ld, 0, &lo) && row_offsets(ld, 16, &hi)) {
+    for (; r0 + 32 <= k; r0 += 32) {
+      const uint16_t* rows = src + r0 * ld;
+      for (int c = 0; c < m; ++c) {
+        const bool last = c == m - 1;  // the word from the column before, high half: none past the row's end
+        const uint16_t* at = rows + (last ? c - 1 : c);
+        __m512i a = _mm512_i32gather_epi32(lo, at, 2), b = _mm512_i32gather_epi32(hi, at, 2);
+        if (last) a = _mm512_srli_epi32(a, 16), b = _mm512_srli_epi32(b, 16);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c * lda + r0), _mm512_cvtepi32_epi16(a));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c * lda + r0 + 16), _mm512_cvtepi32_epi16(b));
+      }
+    }
+  }
+#endif
+  for (int r = r0; r < k; ++r)
     for (int c = 0; c < m; ++c) dst[c * lda + r] = as_operand(src[r * ld + c]);
 }
 
@@ -159,16 +189,19 @@ inline void pack_b_cols(const uint16_t* src, int64_t ld, int n, int k, Operand* 
   const int kp = static_cast<int>(padded_k(k)), np = static_cast<int>(padded_mn(n));
 #if APT_SIMD_LEVEL >= 2
   const int whole = k / 2;
+  __m512i rows;  // 16 columns of B at a time: one gather of the rows' 32-bit pairs
+  const bool gather = row_offsets(ld, 0, &rows);
   for (int w = 0; w < kp / 2; ++w) {
     Operand* out = dst + 2 * w * ldb;
+    int j = 0;
     if (w < whole) {
-      for (int j = 0; j < n; ++j) std::memcpy(out + 2 * j, src + j * ld + 2 * w, 4);
+      if (gather)
+        for (; j + 16 <= n; j += 16) _mm512_storeu_si512(out + 2 * j, _mm512_i32gather_epi32(rows, src + j * ld + 2 * w, 2));
+      for (; j < n; ++j) std::memcpy(out + 2 * j, src + j * ld + 2 * w, 4);
     } else if (2 * w < k) {
-      for (int j = 0; j < n; ++j) out[2 * j] = src[j * ld + 2 * w], out[2 * j + 1] = 0;
-    } else {
-      std::fill(out, out + 2 * n, Operand(0));
+      for (; j < n; ++j) out[2 * j] = src[j * ld + 2 * w], out[2 * j + 1] = 0;
     }
-    std::fill(out + 2 * n, out + 2 * np, Operand(0));
+    std::fill(out + 2 * j, out + 2 * np, Operand(0));
   }
 #else
   (void)kp;
