@@ -149,3 +149,17 @@ def test_fp16_is_computed_in_fp32():
     ref64 = flash_attention_fwd_ref(q.double(), k.double(), v.double(), None, None, True, d**-0.5)[0]
     ref16 = flash_attention_fwd_ref(q.float(), k.float(), v.float(), None, None, True, d**-0.5)[0].half()
     assert max_err(out, ref64) <= 2 * max_err(ref16, ref64) + 1e-6
+
+
+@pytest.mark.parametrize("tier", ALL_TIERS)
+def test_non_contiguous_inputs_every_tier(tier):
+    """q, k, v as strided views of one [B, T, 3, H, d] tensor (row stride 3 H d) and a column-major bias."""
+    b, h, t, d = 2, 3, 41, 40
+    qkv = randn(b, t, 3, h, d, seed=0, dtype=torch.bfloat16)
+    q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # [B, H, T, d] views
+    bias = randn(t, t, seed=1, dtype=torch.bfloat16).t()  # [T, S] column-major
+    with at_tier(tier):
+        out = AF.flash_attention(q, k, v, bias, causal=True)
+    refs = [flash_attention_fwd_ref(q.to(dt), k.to(dt), v.to(dt), bias.to(dt), None, True, d**-0.5)[0]
+            for dt in (torch.bfloat16, torch.float64)]
+    assert_bf16_accuracy("out", out, *refs)
