@@ -9,8 +9,9 @@
 //             tile's dK, dV; end() writes dQ. v and grad_out may be absent (APT's head mean has neither).
 //
 // Fp32*: the fp32 kernels, q pre-scaled, B operands transposed to fp32 tiles. Bf16*: bf16 operands packed into
-// scratch (bf16_tiles.h): q, q^T, dO and dO^T once per (b, h), the key tile's K^T, V^T and K once per tile, P
-// and dS (rounded to bf16 as operands only) per tile; fp32 accumulators, scaled and rounded to bf16 at the end.
+// scratch (bf16_tiles.h): the forward's K^T and V once per (b, h); the backward's q, q^T, dO and dO^T once per
+// (b, h), the key tile's K^T, V^T and K once per tile; P and dS (rounded to bf16 as operands only) per tile; fp32
+// accumulators, scaled and rounded to bf16 at the end.
 #pragma once
 
 #include <algorithm>

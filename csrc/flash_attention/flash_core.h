@@ -15,7 +15,7 @@
 // online softmax keeps a running max and sum per row, and P.V accumulates in a [kBlockM, d] tile.
 // [B, H, T, S] is never materialised. Backward: parallel over B*H; keys outer (dK, dV accumulate in
 // tiles), queries inner (dQ accumulates), probabilities recomputed from the saved lse. The matrix products and
-// their operands come from attention_products.h for the element type T (float, or Bf16 with fp32 accumulation);
+// their operands come from attention_products.h for the element type (float, or Bf16 with fp32 accumulation);
 // softmax, lse, the modifier and dropout run in fp32 for both.
 #pragma once
 
