@@ -5,8 +5,10 @@ from .bitmap_linear import BitmapLinearFunction
 from .block_linear import BlockLinearFunction
 from .distill_loss import DistillLossFunction
 from .flash_attention import FlashAttentionFunction
+from .layer_fusions import AddLayerNormFunction, BiasGeluFunction
 from .nm_linear import NMLinearFunction
 from .quantized_linear import Fp8LinearFunction, Int8LinearFunction
 
-__all__ = ["AptAttentionFunction", "BitmapLinearFunction", "BlockLinearFunction", "DistillLossFunction",
+__all__ = ["AddLayerNormFunction", "AptAttentionFunction", "BiasGeluFunction",
+           "BitmapLinearFunction", "BlockLinearFunction", "DistillLossFunction",
            "FlashAttentionFunction", "Fp8LinearFunction", "Int8LinearFunction", "NMLinearFunction"]

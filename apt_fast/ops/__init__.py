@@ -11,6 +11,7 @@ from . import (
     block_linear,  # noqa: F401  (defines apt_fast::block_linear, block_linear_backward)
     distill_loss,  # noqa: F401  (defines apt_fast::distill_loss_fwd)
     flash_attention,  # noqa: F401  (defines apt_fast::flash_attention_fwd, _bwd)
+    layer_fusions,  # noqa: F401  (defines apt_fast::add_layer_norm_fwd, _bwd, bias_gelu_fwd, _bwd)
     nm_linear,  # noqa: F401  (defines apt_fast::nm_linear, nm_linear_backward)
     quantized_linear,  # noqa: F401  (defines apt_fast::int8_linear, fp8_linear, ...)
 )

@@ -3,8 +3,8 @@
 An APT attention is any module, whatever its class or package, that owns q_proj / k_proj / v_proj /
 out_proj (nn.Linear D -> D), sr_conv1 (Conv2d 1 -> Hd, 1x1), sr_conv2 (Conv2d Hd -> 1, 1x1) and a
 parameter tau of shape [1], plus the settings num_heads, epsilon (or eps), dropout (a float or an
-nn.Dropout) and use_autopoietic (default True). patch() is idempotent; unpatch() puts the original
-module objects back (they share the Parameters, so training done while patched is kept).
+nn.Dropout) and use_autopoietic (default True). restore_attentions() puts the original module objects back
+(they share the Parameters, so training done while patched is kept).
 """
 
 from __future__ import annotations
@@ -56,14 +56,11 @@ def _settings(module: nn.Module) -> Dict[str, object]:
                 use_autopoietic=bool(getattr(module, "use_autopoietic", True)))
 
 
-def patch(model: nn.Module, attention: bool = True) -> PatchReport:
-    """Swap every APT attention in `model` for FusedAPTAttention, in place, and report what happened.
+def swap_attentions(model: nn.Module, report: PatchReport) -> None:
+    """Swap every APT attention in `model` for FusedAPTAttention, in place, recording each one in `report`.
 
     The root module itself is never replaced (there is no parent to hold the swap); wrap it first.
     """
-    report = PatchReport()
-    if not attention:
-        return report
     for parent, name, path, module in list(named_children_with_parents(model)):
         if isinstance(module, FusedAPTAttention):
             report.left_alone.append((path, "already FusedAPTAttention"))
@@ -85,11 +82,10 @@ def patch(model: nn.Module, attention: bool = True) -> PatchReport:
         fused.train(module.training)
         setattr(parent, name, fused)
         report.swapped.append((path, type(module).__name__, type(fused).__name__))
-    return report
 
 
-def unpatch(model: nn.Module) -> int:
-    """Put back every module that patch() replaced; returns how many were restored."""
+def restore_attentions(model: nn.Module) -> int:
+    """Put back every attention that swap_attentions replaced; returns how many were restored."""
     restored = 0
     for parent, name, _, module in list(named_children_with_parents(model)):
         original: Optional[nn.Module] = (

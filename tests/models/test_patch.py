@@ -25,26 +25,28 @@ from torch import nn
 import apt_fast
 from apt_fast.modules import FusedAPTAttention
 
-# The ops a patched APT model runs (the plain-attention path runs flash_attention).
+# The ops a patched APT model runs (the plain-attention path runs flash_attention), and with layers=True.
 PATCHED_MODEL_OPS = (*APT_ATTENTION_OPS, *FLASH_ATTENTION_OPS)
+LAYER_FUSION_OPS = ("add_layer_norm_fwd", "add_layer_norm_bwd", "bias_gelu_fwd", "bias_gelu_bwd")
 
 
-def _patched_results(case):
+def _patched_results(case, layers=False):
     _, model, inputs = load_case(case)
-    report = apt_fast.patch(model)
+    report = apt_fast.patch(model, layers=layers)
     config = CASES[case]["config"]
-    assert len(report.swapped) == config["num_encoder_layers"] + 2 * config["num_decoder_layers"]
+    swapped_layers = config["num_encoder_layers"] + config["num_decoder_layers"] if layers else 0
+    assert len(report.swapped) == config["num_encoder_layers"] + 2 * config["num_decoder_layers"] + swapped_layers
     return results(model, inputs)
 
 
-def _check_patched(case, keys):
+def _check_patched(case, keys, layers=False):
     """The patched model's float32 values against our unpatched model in float64, within K x the larger of
     upstream's and this machine's float32 error of the unpatched model (+ 1e-5 of the value's max + the float32
     roundoff floor; golden.py says how K was chosen). The floor is what allows the single_token case's tau:
     exactly 0 in float64 and in both float32 references (softmax over one key has no gradient), ~0.2 u x the
     layer's largest gradient from the kernels' flash backward."""
-    require_native(*PATCHED_MODEL_OPS)
-    patched = _patched_results(case)
+    require_native(*PATCHED_MODEL_OPS, *(LAYER_FUSION_OPS if layers else ()))
+    patched = _patched_results(case, layers)
     exact = reference_results(case, torch.float64)
     upstream, ours = upstream_results(case), reference_results(case, torch.float32)
     grads = sorted(k for k in upstream if k.startswith("grad."))
@@ -64,6 +66,13 @@ def test_golden_eval_logits(case):
 def test_golden_train_gradients(case):
     grads = sorted(k for k in upstream_results(case) if k.startswith("grad."))
     _check_patched(case, [TRAIN_LOSS, *grads])
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_golden_train_gradients_with_fused_layers(case):
+    """patch(layers=True): the fused residual add + LayerNorm and bias + GELU by the same allowance."""
+    grads = sorted(k for k in upstream_results(case) if k.startswith("grad."))
+    _check_patched(case, [EVAL_LOGITS, TRAIN_LOSS, *grads], layers=True)
 
 
 def test_parameters_and_state_dict_kept(tiny_model):

@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     block_linear,
     distill_loss,
     flash_attention,
+    layer_fusions,
     nm_linear,
     quantized_linear,
 )
