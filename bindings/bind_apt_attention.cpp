@@ -103,7 +103,7 @@ APT_FAST_BINDINGS(apt_attention) {
         with_element_type(dtype, [&](auto element) {
           using T = decltype(element);
           AptHeadMeanArgs<T> args = head_mean_args<T>(dims, q, k, scale, key_pad, mask, grad_mean, num_threads);
-          args.grad_mean = reinterpret_cast<const T*>(grad_mean);
+          args.grad_mean = reinterpret_cast<const float*>(grad_mean);
           args.dq = head_tensor<T>(dq);
           args.dk = head_tensor<T>(dk);
           py::gil_scoped_release release;
@@ -112,7 +112,7 @@ APT_FAST_BINDINGS(apt_attention) {
       },
       py::arg("dims"), py::arg("dtype"), py::arg("q"), py::arg("k"), py::arg("scale"), py::arg("key_pad"),
       py::arg("mask"), py::arg("grad_mean"), py::arg("dq"), py::arg("dk"), py::arg("num_threads"),
-      "Gradients of the APT head mean for q and k (their dtype), given dM [B,T,S] (q's dtype).");
+      "Gradients of the APT head mean for q and k (their dtype), given dM [B,T,S] (fp32).");
   m.def(
       "apt_attention_fwd",
       [](const DimsView& dims, int dtype, const HeadView& q, const HeadView& k, const HeadView& v, float scale,
@@ -123,8 +123,8 @@ APT_FAST_BINDINGS(apt_attention) {
           AptAttentionArgs<T> args;
           args.io = attention_io<T>(dims, q, k, v, scale, dropout_p, seed, out, lse, num_threads);
           args.masks = apt_masks(key_pad, mask);
-          args.f = reinterpret_cast<const T*>(f);
-          args.m = reinterpret_cast<const T*>(mean);
+          args.f = reinterpret_cast<const float*>(f);
+          args.m = reinterpret_cast<const float*>(mean);
           py::gil_scoped_release release;
           apt_attention_fwd(args);
         });
@@ -132,8 +132,8 @@ APT_FAST_BINDINGS(apt_attention) {
       py::arg("dims"), py::arg("dtype"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"),
       py::arg("key_pad"), py::arg("mask"), py::arg("f"), py::arg("mean"), py::arg("dropout_p"), py::arg("seed"),
       py::arg("out"), py::arg("lse"), py::arg("num_threads"),
-      "APT final attention (T17-T19, softmax, dropout, P.V) over the shared F and M [B,T,S]: out and lse. dtype:\n"
-      "code of q, k, v, F, M and out (0 float32, 1 bfloat16).");
+      "APT final attention (T17-T19, softmax, dropout, P.V) over the shared F and M [B,T,S] (fp32): out and lse.\n"
+      "dtype: code of q, k, v and out (0 float32, 1 bfloat16).");
   m.def(
       "apt_attention_bwd",
       [](const DimsView& dims, int dtype, const HeadView& q, const HeadView& k, const HeadView& v, float scale,
@@ -146,8 +146,8 @@ APT_FAST_BINDINGS(apt_attention) {
           args.io = attention_io<T>(dims, q, k, v, scale, dropout_p, seed, out, lse, num_threads);
           attention_io_grads(args.io, grad_out, dq, dk, dv);
           args.masks = apt_masks(key_pad, mask);
-          args.f = reinterpret_cast<const T*>(f);
-          args.m = reinterpret_cast<const T*>(mean);
+          args.f = reinterpret_cast<const float*>(f);
+          args.m = reinterpret_cast<const float*>(mean);
           args.grad_f = reinterpret_cast<float*>(grad_f);
           py::gil_scoped_release release;
           apt_attention_bwd(args);

@@ -206,12 +206,12 @@ def apt_head_mean_fwd_triton(
     key_padding_mask: Optional[torch.Tensor],  # [B, S] bool, True = padded
     block_m: Optional[int] = None,
     block_n: Optional[int] = None,
-) -> torch.Tensor:  # M [B, T, S] in q's dtype
+) -> torch.Tensor:  # M [B, T, S] float32 (the statistics stay fp32)
     """Arguments are validated by the caller; block_m / block_n (powers of two >= 16) override the tile sizes."""
     b, h, t, d = q.shape
     s = k.shape[2]
     config = launch_config(q, block_m, block_n)
-    mean = torch.empty((b, t, s), dtype=q.dtype, device=q.device)  # [B, T, S]
+    mean = torch.empty((b, t, s), dtype=torch.float32, device=q.device)  # [B, T, S]
     views, (has_mask, has_pad) = _views(q, k, attn_mask, key_padding_mask)
     _apt_head_mean_fwd_kernel[(triton.cdiv(t, config["BLOCK_M"]), triton.cdiv(s, config["BLOCK_N"]), b)](
         head_view(q), head_view(k), _map_view(mean, q, k), views, h, t, s, d, d ** -0.5,
@@ -220,7 +220,7 @@ def apt_head_mean_fwd_triton(
 
 
 def apt_head_mean_bwd_triton(
-    grad_mean: torch.Tensor,  # [B, T, S]
+    grad_mean: torch.Tensor,  # [B, T, S] float32
     q: torch.Tensor,
     k: torch.Tensor,
     attn_mask: Optional[torch.Tensor],
@@ -246,8 +246,8 @@ def apt_attention_fwd_triton(
     q: torch.Tensor,  # [B, H, T, d] fp32|bf16|fp16
     k: torch.Tensor,  # [B, H, S, d]
     v: torch.Tensor,  # [B, H, S, d]
-    f: torch.Tensor,  # [B, T, S] the shared bias F (T16), q's dtype
-    m: torch.Tensor,  # [B, T, S] the head mean M (T2), q's dtype
+    f: torch.Tensor,  # [B, T, S] the shared bias F (T16), float32
+    m: torch.Tensor,  # [B, T, S] the head mean M (T2), float32
     attn_mask: Optional[torch.Tensor],  # additive, q's dtype, broadcastable to [B, H, T, S]
     key_padding_mask: Optional[torch.Tensor],  # [B, S] bool, True = padded
     dropout_p: float,

@@ -3,6 +3,9 @@
   apt_head_mean_fwd / _bwd   M = mean_h clamp(nan_to_num(s_h), ±15)             [B, T, S]
   apt_attention_fwd / _bwd   softmax(T17-T19 logits from F, M and each head) · V  -> out, lse
 
+The [B, T, S] maps M, F and their gradients are float32 whatever q's dtype (fp32, bf16 or fp16): the statistics
+between the stages stay in fp32, so bf16 attention keeps fp32's quantile path and trains tau.
+
 Semantics: apt_fast/reference/apt_attention_ops.py. apt_fast.functional.apt_attention chains them with
 the per-batch statistics in between. define_op runs the argument checks below before every kernel.
 """
@@ -16,7 +19,7 @@ from torch import Tensor
 
 from ..reference.apt_attention_ops import apt_attention_core_ref, apt_head_mean_ref, grads_by_autograd
 from ..validation import check_dtype, check_in_range, check_same_device
-from .flash_attention import check_broadcast, check_like_q, check_qkv, check_same_dtype
+from .flash_attention import check_broadcast, check_like_q, check_qkv, check_same_dtype, dtype_name
 from .library import define_op
 
 MASKS = "Tensor? attn_mask, Tensor? key_padding_mask"
@@ -45,11 +48,13 @@ def check_apt_masks(q: Tensor, k: Tensor, attn_mask: Optional[Tensor], key_paddi
 
 
 def check_shared_map(name: str, x: Tensor, q: Tensor, k: Tensor) -> None:
-    """x [B, T, S] in q's dtype."""
+    """x [B, T, S] float32 (the maps between the stages stay fp32 whatever q's dtype)."""
     shape = (q.shape[0], q.shape[2], k.shape[2])
     if tuple(x.shape) != shape:
         raise ValueError(f"{name} must have shape [B, T, S] = {list(shape)}, got {tuple(x.shape)}")
-    check_same_dtype(name, x, "q", q)
+    if x.dtype != torch.float32:
+        raise ValueError(f"{name} must be float32 (APT's [B, T, S] maps stay fp32 whatever q's dtype), got {name} "
+                         f"{dtype_name(x)} with q {dtype_name(q)}")
     check_same_device(name, x, "q", q)
 
 
@@ -86,7 +91,7 @@ def _check_attention_bwd(grad_out, q, k, v, f, m, attn_mask, key_padding_mask, o
 
 
 def _head_mean_fwd_fake(q, k, attn_mask, key_padding_mask):
-    return q.new_empty((q.shape[0], q.shape[2], k.shape[2]))
+    return q.new_empty((q.shape[0], q.shape[2], k.shape[2]), dtype=torch.float32)
 
 
 def _head_mean_bwd_reference(grad_mean, q, k, attn_mask, key_padding_mask):

@@ -18,7 +18,7 @@ from torch import Tensor
 from ..reference.apt_attention import shared_map_ref
 from ..reference.apt_attention_ops import grads_by_autograd
 from ..validation import check_dtype, check_ndim, check_same_device
-from .flash_attention import ATTENTION_DTYPES, check_broadcast, check_fp32_or_like, check_same_dtype
+from .flash_attention import ATTENTION_DTYPES, check_broadcast, check_same_dtype
 from .library import define_op
 
 # Per-batch scalars saved by the native forward (csrc/apt_attention/apt_stats.h, kStatsSize).
@@ -32,12 +32,15 @@ STATS_BWD = (f"(Tensor grad_f, Tensor m, Tensor? attn_mask, {PARAMS}, float epsi
 
 def check_stats_args(m: Tensor, attn_mask: Optional[Tensor], w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor,
                      tau: Tensor) -> None:
-    """m [B, T, S]; attn_mask additive in m's dtype, broadcastable to [B, H, T, S]; the sr convs 1 -> Hd -> 1 and
-    tau in float32 or m's dtype (fp32 parameters meet a bf16 m under autocast)."""
+    """m [B, T, S] (float32 from the fused attention, whatever q's dtype); attn_mask additive and the sr convs
+    1 -> Hd -> 1 and tau in an attention dtype (fp32, bf16 or fp16: a bf16 model's mask and parameters meet the
+    fp32 M; the kernel reads them in fp32 and returns the parameters' gradients in their own dtype) or m's;
+    attn_mask broadcastable to [B, H, T, S]."""
     check_dtype("m", m, ATTENTION_DTYPES + (torch.float64,))
     check_ndim("m", m, 3, "[batch, queries, keys]")
+    side_dtypes = tuple(dict.fromkeys(ATTENTION_DTYPES + (m.dtype,)))
     if attn_mask is not None:
-        check_same_dtype("attn_mask", attn_mask, "m", m)
+        check_dtype("attn_mask", attn_mask, side_dtypes)
         check_ndim("attn_mask", attn_mask, 4, "[B|1, H|1, T, S]")
         check_broadcast("attn_mask", attn_mask, (m.shape[0], attn_mask.shape[1], *m.shape[1:]), m)
     hidden = w1.numel()
@@ -46,12 +49,12 @@ def check_stats_args(m: Tensor, attn_mask: Optional[Tensor], w1: Tensor, b1: Ten
     for name, x, shape in shapes:
         if tuple(x.shape) != shape:
             raise ValueError(f"{name} must have shape {list(shape)}, got {tuple(x.shape)}")
-        check_fp32_or_like(name, x, "m", m)
+        check_dtype(name, x, side_dtypes)
         check_same_device(name, x, "m", m)
 
 
 def _params_like_m(params: Tuple[Tensor, ...], m: Tensor) -> Tuple[Tensor, ...]:
-    """The reference computes in m's dtype: fp32 parameters meeting a bf16/fp16 m are cast to it."""
+    """The reference computes in m's dtype: parameters of another dtype are cast to it."""
     return tuple(p.to(m.dtype) for p in params)
 
 

@@ -38,8 +38,8 @@ def check_same_dtype(name: str, x: Tensor, ref_name: str, ref: Tensor) -> None:
 
 
 def check_fp32_or_like(name: str, x: Tensor, ref_name: str, ref: Tensor) -> None:
-    """x may be ref's dtype or float32: an fp32 parameter (a learnable bias, APT's sr convs and tau) meeting
-    bf16/fp16 activations under autocast. The kernels read it in fp32 and return its gradient in its own dtype."""
+    """x may be ref's dtype or float32: an fp32 parameter (a learnable bias) meeting bf16/fp16 activations under
+    autocast. The kernels read it in fp32 and return its gradient in its own dtype."""
     if x.dtype not in (ref.dtype, torch.float32):
         raise ValueError(f"{name} must be float32 or {ref_name}'s dtype {dtype_name(ref)}, got {name} "
                          f"{dtype_name(x)}")

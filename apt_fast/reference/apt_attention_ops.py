@@ -32,8 +32,10 @@ def sanitized_head_scores(
 
 
 def apt_head_mean_ref(q: Tensor, k: Tensor, attn_mask: Optional[Tensor],
-                      key_padding_mask: Optional[Tensor]) -> Tensor:  # [B, T, S]
-    return sanitized_head_scores(q, k, attn_mask, key_padding_mask).mean(dim=1)
+                      key_padding_mask: Optional[Tensor]) -> Tensor:  # [B, T, S] float32
+    """M in float32 whatever q's dtype: the statistics that read it stay in fp32 (with bf16 q, the scores are
+    bf16 products and their head mean is taken in fp32)."""
+    return sanitized_head_scores(q, k, attn_mask, key_padding_mask).float().mean(dim=1)
 
 
 def apt_logits_ref(
@@ -53,8 +55,8 @@ def apt_attention_core_ref(
     q: Tensor,  # [B, H, T, d]
     k: Tensor,  # [B, H, S, d]
     v: Tensor,  # [B, H, S, d]
-    f: Tensor,  # [B, T, S] shared bias F (T16)
-    m: Tensor,  # [B, T, S] head mean M (T2)
+    f: Tensor,  # [B, T, S] float32 shared bias F (T16)
+    m: Tensor,  # [B, T, S] float32 head mean M (T2)
     attn_mask: Optional[Tensor],  # [B|1, H|1, T, S] additive
     key_padding_mask: Optional[Tensor],  # [B, S] bool
     dropout_p: float = 0.0,
@@ -65,7 +67,7 @@ def apt_attention_core_ref(
     probs = torch.softmax(logits, dim=-1)
     if dropout_p > 0.0:
         probs = probs * dropout_keep_factors(seed, probs.shape, dropout_p, probs.device).to(probs.dtype)
-    return probs @ v, torch.logsumexp(logits, dim=-1).float()
+    return probs.to(v.dtype) @ v, torch.logsumexp(logits, dim=-1).float()
 
 
 def grads_by_autograd(fn, grad_output: Tensor, inputs, differentiable):

@@ -7,8 +7,8 @@
 //               dF = Σ_h d(logits) through the clamps (dM from this stage is -0.2 dF).
 //
 // F and M are [B, T, S] maps shared by the heads; [B, H, T, S] is never materialised. q, k, v and their
-// gradients are fp32 or bf16 (T = float or Bf16: bf16 products with fp32 accumulation), and so are the maps F, M
-// and dM that they read (read into fp32); the mean M and dF they write, the masks and lse are fp32. Semantics: apt_fast/reference/apt_attention_ops.py.
+// gradients are fp32 or bf16 (T = float or Bf16: bf16 products with fp32 accumulation); the maps F, M, dM and dF,
+// the masks and lse are fp32 whatever T (the statistics stay fp32). Semantics: apt_fast/reference/apt_attention_ops.py.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +32,7 @@ struct AptHeadMeanArgs {
   float scale = 1.0f;
   AptMasks masks;
   float* mean = nullptr;            // [B, T, S] out (forward)
-  const T* grad_mean = nullptr;     // [B, T, S] contiguous (backward), in q's element type
+  const float* grad_mean = nullptr; // [B, T, S] contiguous (backward)
   HeadTensor<T> dq, dk;             // (backward)
   int num_threads = 1;
 };
@@ -41,8 +41,8 @@ template <class T>
 struct AptAttentionArgs {
   AttentionIO<T> io;
   AptMasks masks;
-  const T* f = nullptr;       // [B, T, S] contiguous: the shared bias F (T16), in q's element type
-  const T* m = nullptr;       // [B, T, S] contiguous: the head mean M, in q's element type
+  const float* f = nullptr;   // [B, T, S] contiguous: the shared bias F (T16)
+  const float* m = nullptr;   // [B, T, S] contiguous: the head mean M
   float* grad_f = nullptr;    // [B, T, S] (backward), overwritten
 };
 

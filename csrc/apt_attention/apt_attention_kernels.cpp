@@ -57,8 +57,8 @@ struct AptMod {
   const AptAttentionArgs<T>* args;
   bool backward = false;
   MaskRows rows_of{&args->masks};
-  const T* f = nullptr;
-  const T* m = nullptr;
+  const float* f = nullptr;
+  const float* m = nullptr;
   std::vector<float> pass_f, pass_s;  // [kBlockM, kBlockN] tiles (backward only)
   float tmp[kBlockN];
 
@@ -195,7 +195,7 @@ void head_mean_bwd(const AptHeadMeanArgs<T>& a) {
           products.scores(i0, rows, cols, s.data());
           for (int r = 0; r < rows; ++r) {  // s <- dM / H where T1 passes the gradient
             const float* mrow = masks.mask ? masks.mask_row(i0 + r, j0, cols, tmp) : nullptr;
-            const T* gm = a.grad_mean + (b * T_len + i0 + r) * S + j0;
+            const float* gm = a.grad_mean + (b * T_len + i0 + r) * S + j0;
             for (int c = 0; c < cols; c += Vec::size) {
               const int n = std::min(Vec::size, cols - c);
               float* x = s.data() + r * kBlockN + c;

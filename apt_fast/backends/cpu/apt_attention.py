@@ -2,8 +2,8 @@
 the arguments first.
 
 fp32 and bf16 q, k, v are read as they are (bf16: bf16 products with fp32 accumulation, fp32 clamps and
-softmax); fp16 is computed in fp32. The [B, T, S] maps F, M and dM are read in the kernels' element type (bf16
-as they are); the kernels write M and dF in fp32, cast to the ops' dtype here; the masks are fp32."""
+softmax); fp16 is computed in fp32. The [B, T, S] maps M, F, dM and dF are float32 whatever q's dtype (the
+statistics stay fp32), and so are the masks the kernels read."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from ..registry import register_kernel
 from .views import attention_target, broadcast_view, dims, dtype_code, head_view, kernel_rows
 
 
-def map_rows(x: Tensor, kernel_q: Tensor) -> Tensor:
-    """A [B, T, S] map in the element type of kernel_q (q as the kernels read it), contiguous."""
-    return x.to(kernel_q.dtype).contiguous()
+def map_rows(x: Tensor) -> Tensor:
+    """A [B, T, S] map (float32 at the ops) as the kernels read it: fp32, contiguous."""
+    return x.float().contiguous()
 
 
 def _apt_masks(q: Tensor, k: Tensor, attn_mask: Optional[Tensor], key_padding_mask: Optional[Tensor]):
@@ -40,7 +40,7 @@ def apt_head_mean_fwd(q: Tensor, k: Tensor, attn_mask: Optional[Tensor], key_pad
     mean = torch.empty((q.shape[0], q.shape[2], k.shape[2]), dtype=torch.float32)  # [B, T, S]
     native().apt_head_mean_fwd(dims(q, k), dtype_code(qk), head_view(qk), head_view(kk), q.shape[-1] ** -0.5,
                                pad_view, mask_view, mean.data_ptr(), torch.get_num_threads())
-    return mean.to(q.dtype)
+    return mean
 
 
 @register_kernel("apt_head_mean_bwd", "CPU")
@@ -48,7 +48,7 @@ def apt_head_mean_bwd(grad_mean: Tensor, q: Tensor, k: Tensor, attn_mask: Option
                       key_padding_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     qk, kk = kernel_rows(q), kernel_rows(k)
     key_pad, mask32, (pad_view, mask_view) = _apt_masks(q, k, attn_mask, key_padding_mask)
-    grad_k = map_rows(grad_mean, qk)  # [B, T, S]
+    grad_k = map_rows(grad_mean)  # [B, T, S]
     dq, dk = torch.empty_like(qk), torch.empty_like(kk)
     native().apt_head_mean_bwd(dims(q, k), dtype_code(qk), head_view(qk), head_view(kk), q.shape[-1] ** -0.5,
                                pad_view, mask_view, grad_k.data_ptr(), head_view(dq), head_view(dk),
@@ -60,7 +60,7 @@ def apt_head_mean_bwd(grad_mean: Tensor, q: Tensor, k: Tensor, attn_mask: Option
 def apt_attention_fwd(q: Tensor, k: Tensor, v: Tensor, f: Tensor, m: Tensor, attn_mask: Optional[Tensor],
                       key_padding_mask: Optional[Tensor], dropout_p: float, seed: int) -> Tuple[Tensor, Tensor]:
     qk, kk, vk = kernel_rows(q), kernel_rows(k), kernel_rows(v)
-    fk, mk = map_rows(f, qk), map_rows(m, qk)  # [B, T, S]
+    fk, mk = map_rows(f), map_rows(m)  # [B, T, S]
     key_pad, mask32, (pad_view, mask_view) = _apt_masks(q, k, attn_mask, key_padding_mask)
     out = torch.empty_like(qk)
     lse = torch.empty(q.shape[:3], dtype=torch.float32)
@@ -75,7 +75,7 @@ def apt_attention_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, f: Tens
                       attn_mask: Optional[Tensor], key_padding_mask: Optional[Tensor], out: Tensor, lse: Tensor,
                       dropout_p: float, seed: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     qk, kk, vk = kernel_rows(q), kernel_rows(k), kernel_rows(v)
-    fk, mk = map_rows(f, qk), map_rows(m, qk)  # [B, T, S]
+    fk, mk = map_rows(f), map_rows(m)  # [B, T, S]
     out_k, lse32, grad_k = kernel_rows(out), lse.float().contiguous(), kernel_rows(grad_out)
     key_pad, mask32, (pad_view, mask_view) = _apt_masks(q, k, attn_mask, key_padding_mask)
     dq, dk, dv = torch.empty_like(qk), torch.empty_like(kk), torch.empty_like(vk)

@@ -35,13 +35,13 @@ def apt_head_mean_fwd():
 def apt_head_mean_bwd():
     for dtype in (torch.float32, torch.bfloat16):
         q, k, _, mask, key_padding = _inputs(dtype)
-        yield (randn(B, T, S, seed=9, dtype=dtype), q, k, mask, key_padding)
+        yield (randn(B, T, S, seed=9), q, k, mask, key_padding)  # dM [B, T, S] fp32 whatever q's dtype
 
 
 def apt_attention_fwd():
     for dtype in (torch.float32, torch.bfloat16):
         q, k, v, mask, key_padding = _inputs(dtype)
-        f, m = randn(B, T, S, seed=4, dtype=dtype), torch.ops.apt_fast.apt_head_mean_fwd(q, k, mask, key_padding)
+        f, m = randn(B, T, S, seed=4), torch.ops.apt_fast.apt_head_mean_fwd(q, k, mask, key_padding)  # fp32 maps
         yield (q, k, v, f, m, mask, key_padding, 0.0, 0)
         yield (q, k, v, f, m, None, None, 0.3, 11)
 

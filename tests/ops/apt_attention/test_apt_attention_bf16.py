@@ -32,8 +32,8 @@ def assert_bf16_accuracy(name, got, ref_bf16, ref64):
 
 
 def make_case(shape, masks: bool, seed=0, q_scale=2.0):
-    """bf16 q, k, v (scaled so that T1's +-15 clamp fires), F, dM, dO and, with masks, a causal additive mask
-    plus noise [B, 1, T, S] and a key padding mask."""
+    """bf16 q, k, v (scaled so that T1's +-15 clamp fires) and dO; fp32 F and dM (the maps stay fp32); with masks,
+    a bf16 causal additive mask plus noise [B, 1, T, S] and a key padding mask."""
     b, h, t, s, d = shape
     q, k = (randn(b, h, n, d, seed=seed + i, scale=q_scale, dtype=torch.bfloat16) for i, n in enumerate((t, s)))
     v = randn(b, h, s, d, seed=seed + 2, dtype=torch.bfloat16)
@@ -43,14 +43,19 @@ def make_case(shape, masks: bool, seed=0, q_scale=2.0):
         attn_mask = expand_attn_mask(causal, b, torch.bfloat16)  # [B, 1, T, S]
         key_padding = torch.zeros(b, s, dtype=torch.bool)
         key_padding[-1, 1::3] = True
-    f = randn(b, t, s, seed=seed + 4, scale=3.0, dtype=torch.bfloat16)
-    grad_mean = randn(b, t, s, seed=seed + 5, dtype=torch.bfloat16)
+    f = randn(b, t, s, seed=seed + 4, scale=3.0)  # [B, T, S] maps stay fp32
+    grad_mean = randn(b, t, s, seed=seed + 5)
     grad_out = randn(b, h, t, d, seed=seed + 6, dtype=torch.bfloat16)
     return q, k, v, attn_mask, key_padding, f, grad_mean, grad_out
 
 
 def cast(xs, dtype):
-    return [x.to(dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in xs]
+    """The reference's inputs in dtype; [B, T, S] maps (3D) stay at least fp32, as the ops keep them."""
+    def to(x):
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            return x
+        return x.to(torch.promote_types(dtype, torch.float32) if x.dim() == 3 else dtype)
+    return [to(x) for x in xs]
 
 
 def compare_ops(shape, masks=True, dropout_p=0.0, seed=0):
@@ -61,14 +66,16 @@ def compare_ops(shape, masks=True, dropout_p=0.0, seed=0):
     grads = torch.ops.apt_fast.apt_attention_bwd(grad_out, q, k, v, f, mean, attn_mask, key_padding, out, lse,
                                                  dropout_p, 9)
     assert lse.dtype == torch.float32
-    assert all(x.dtype == torch.bfloat16 for x in (mean, dq_mean, dk_mean, out, *grads))
+    assert mean.dtype == grads[3].dtype == torch.float32  # M and dF
+    assert all(x.dtype == torch.bfloat16 for x in (dq_mean, dk_mean, out, *grads[:3]))
     head_mean_inputs = (q, k, attn_mask, key_padding)
     core_inputs = (q, k, v, f, mean, attn_mask, key_padding, dropout_p, 9)  # the kernel's own M, as in the model
     refs = {}
     for dtype in (torch.bfloat16, torch.float64):
         hm = cast(head_mean_inputs, dtype)
         core = cast(core_inputs, dtype)
-        refs[dtype] = (apt_head_mean_ref(*hm), *grads_by_autograd(apt_head_mean_ref, grad_mean.to(dtype), hm, (0, 1)),
+        grad_mean_ref = grad_mean.to(torch.promote_types(dtype, torch.float32))
+        refs[dtype] = (apt_head_mean_ref(*hm), *grads_by_autograd(apt_head_mean_ref, grad_mean_ref, hm, (0, 1)),
                        apt_attention_core_ref(*core)[0],
                        *grads_by_autograd(apt_attention_core_ref, grad_out.to(dtype), core, (0, 1, 2, 3)))
     names = ("mean", "head mean dq", "head mean dk", "out", "dq", "dk", "dv", "df")
