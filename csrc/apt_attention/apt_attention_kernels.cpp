@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "common/simd/vec.h"
@@ -133,40 +134,44 @@ void attention_bwd(const AptAttentionArgs<T>& args) {
   flash_backward(args.io, false, AptMod<T>{&args, true}, target);
 }
 
-// Parallel over (b, T-blocks); heads outer: each head's sanitised scores are summed into the block's rows of
-// the mean, which are then scaled by 1/H.
+// Parallel over (b, T-blocks); each key tile sums the sanitised scores of every head. One products object per
+// head keeps that head's query block; the keys come a tile at a time.
 template <class T>
 void head_mean_fwd(const AptHeadMeanArgs<T>& a) {
+  using Forward = typename Products<T>::Forward;
   const AttentionDims& d = a.dims;
   const int64_t t_blocks = ceil_div(d.q_len, kBlockM), S = d.kv_len;
   const AttentionIO<T> io = head_mean_io(a);
   parallel_for(d.batch * t_blocks, a.num_threads, [&](int64_t begin, int64_t end) {
-    typename Products<T>::Forward products(io);
-    std::vector<float> s(kBlockM * kBlockN);
+    std::vector<std::unique_ptr<Forward>> heads;
+    for (int64_t h = 0; h < d.heads; ++h) heads.push_back(std::make_unique<Forward>(io, false));
+    std::vector<float> s(kBlockM * kBlockN), acc(kBlockM * kBlockN);
     float tmp[kBlockN];
     MaskRows masks{&a.masks};
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / t_blocks, i0 = (task % t_blocks) * kBlockM;
       const int rows = static_cast<int>(std::min<int64_t>(kBlockM, d.q_len - i0));
-      float* mean = a.mean + (b * d.q_len + i0) * S;  // [rows, S]
-      for (int64_t h = 0; h < d.heads; ++h) {
-        masks.begin(b, h, S);
-        products.queries(b, h, i0, rows);
-        for (int64_t j0 = 0; j0 < S; j0 += kBlockN) {
-          const int cols = static_cast<int>(std::min<int64_t>(kBlockN, S - j0));
-          products.scores(j0, cols, s.data());
+      for (int64_t h = 0; h < d.heads; ++h) heads[h]->queries(b, h, i0, rows);
+      for (int64_t j0 = 0; j0 < S; j0 += kBlockN) {
+        const int cols = static_cast<int>(std::min<int64_t>(kBlockN, S - j0));
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int64_t h = 0; h < d.heads; ++h) {
+          masks.begin(b, h, S);
+          heads[h]->scores(j0, cols, s.data());
           for (int r = 0; r < rows; ++r) {
             const float* mrow = masks.mask ? masks.mask_row(i0 + r, j0, cols, tmp) : nullptr;
-            float* sum = mean + r * S + j0;
             for (int c = 0; c < cols; c += Vec::size) {
               const int n = std::min(Vec::size, cols - c);
-              const Vec x = sanitize(masks.scores(load_n(s.data() + r * kBlockN + c, n), j0, c, n, mrow));
-              store_n(sum + c, n, (h == 0 ? Vec(0.0f) : load_n(sum + c, n)) + x);
+              const int at = r * kBlockN + c;
+              store_n(acc.data() + at, n,
+                      load_n(acc.data() + at, n) + sanitize(masks.scores(load_n(s.data() + at, n), j0, c, n, mrow)));
             }
           }
         }
+        for (int r = 0; r < rows; ++r)
+          scale_copy(1, cols, acc.data() + r * kBlockN, kBlockN, 1.0f / static_cast<float>(d.heads),
+                     a.mean + (b * d.q_len + i0 + r) * S + j0, S);
       }
-      scale_copy(rows, static_cast<int>(S), mean, S, 1.0f / static_cast<float>(d.heads), mean, S);
     }
   });
 }

@@ -28,14 +28,15 @@ constexpr int kBlockM = 64;  // query rows per tile
 constexpr int kBlockN = 64;  // keys per tile
 
 // K^T tiles for the forward, whose tasks (one per query block) each sweep every key tile of their (b, h):
-// the whole K^T of the current (b, h) is kept when it is small (up to kWholeFloats), so the query blocks of
-// one (b, h) that a thread runs in turn transpose it once; otherwise each tile is transposed on demand.
+// the whole K^T of the current (b, h) is kept when it is small (up to kWholeFloats) and `whole` allows it, so
+// the query blocks of one (b, h) that a thread runs in turn transpose it once; otherwise each tile is
+// transposed on demand.
 class TransposedKeys {
  public:
   static constexpr int64_t kWholeFloats = 256 * 1024;  // 1 MiB
 
-  TransposedKeys(const HeadTensor<const float>& k, int64_t kv_len, int dim)
-      : k_(k), kv_len_(kv_len), dim_(dim), whole_(kv_len * dim <= kWholeFloats),
+  TransposedKeys(const HeadTensor<const float>& k, int64_t kv_len, int dim, bool whole)
+      : k_(k), kv_len_(kv_len), dim_(dim), whole_(whole && kv_len * dim <= kWholeFloats),
         buf_(whole_ ? kv_len * dim : int64_t{kBlockN} * dim) {}
 
   // K^T for keys [j0, j0 + cols) of (b, h): dim rows with leading dimension ld().
@@ -61,10 +62,13 @@ class TransposedKeys {
   int64_t b_ = -1, h_ = -1;
 };
 
+// whole_keys: keep the keys of a whole (b, h) (when small), for callers whose consecutive tasks share it; false:
+// one key tile at a time (APT's head mean, which keeps one such object per head).
 class Fp32Forward {
  public:
-  explicit Fp32Forward(const AttentionIO<float>& io)
-      : io_(io), dim_(static_cast<int>(io.dims.head_dim)), keys_(io.k, io.dims.kv_len, dim_), qs_(kBlockM * dim_) {}
+  explicit Fp32Forward(const AttentionIO<float>& io, bool whole_keys = true)
+      : io_(io), dim_(static_cast<int>(io.dims.head_dim)), keys_(io.k, io.dims.kv_len, dim_, whole_keys),
+        qs_(kBlockM * dim_) {}
 
   int acc_ld() const { return dim_; }
   void queries(int64_t b, int64_t h, int64_t i0, int rows) {
@@ -170,24 +174,27 @@ inline void scale_tile(int rows, int cols, float scale, float* s) { scale_copy(r
 
 class Bf16Forward {
  public:
-  explicit Bf16Forward(const AttentionIO<Bf16>& io)
+  explicit Bf16Forward(const AttentionIO<Bf16>& io, bool whole_keys = true)
       : io_(io), dim_(static_cast<int>(io.dims.head_dim)), dk_(padded_k(dim_)), dn_(padded_mn(dim_)),
-        keys_ld_(padded_mn(io.dims.kv_len)), q_(kBlockM * dk_), kt_(dk_ * keys_ld_),
+        whole_keys_(whole_keys), keys_ld_(whole_keys ? padded_mn(io.dims.kv_len) : kBlockN), q_(kBlockM * dk_),
+        kt_(dk_ * keys_ld_),
         v_(io.v.data ? padded_k(io.dims.kv_len) * dn_ : 0), p_(kBlockM * padded_k(kBlockN)) {}
 
   int acc_ld() const { return static_cast<int>(dn_); }
   void queries(int64_t b, int64_t h, int64_t i0, int rows) {
-    if (b != b_ || h != h_) {  // K^T and V of the whole (b, h), reused by its query blocks
+    if (b != b_ || h != h_) {  // K^T (whole_keys) and V of the whole (b, h), reused by its query blocks
       const int S = static_cast<int>(io_.dims.kv_len);
-      pack_b_cols(io_.k.at(b, h, 0), io_.k.stride_l, S, dim_, kt_.data(), keys_ld_);
+      if (whole_keys_) pack_b_cols(io_.k.at(b, h, 0), io_.k.stride_l, S, dim_, kt_.data(), keys_ld_);
       if (io_.v.data) pack_b_rows(io_.v.at(b, h, 0), io_.v.stride_l, S, dim_, v_.data(), dn_);
       b_ = b, h_ = h;
     }
     rows_ = rows;
     pack_a_rows(io_.q.at(b, h, i0), io_.q.stride_l, rows, dim_, q_.data(), dk_);
   }
-  void scores(int64_t j0, int cols, float* s) const {
-    gemm_(rows_, cols, dim_, q_.data(), dk_, b_at(kt_.data(), keys_ld_, 0, j0), keys_ld_, s, kBlockN, false);
+  void scores(int64_t j0, int cols, float* s) {
+    if (!whole_keys_) pack_b_cols(io_.k.at(b_, h_, j0), io_.k.stride_l, cols, dim_, kt_.data(), keys_ld_);
+    const Operand* keys = whole_keys_ ? b_at(kt_.data(), keys_ld_, 0, j0) : kt_.data();
+    gemm_(rows_, cols, dim_, q_.data(), dk_, keys, keys_ld_, s, kBlockN, false);
     scale_tile(rows_, cols, io_.scale, s);
   }
   void add_pv(int64_t j0, int cols, const float* p, float* acc) {
@@ -201,9 +208,11 @@ class Bf16Forward {
  private:
   const AttentionIO<Bf16>& io_;
   int dim_;
-  int64_t dk_, dn_, keys_ld_;
+  int64_t dk_, dn_;
+  bool whole_keys_;
+  int64_t keys_ld_;
   std::vector<Operand> q_;   // A [kBlockM, dk]
-  std::vector<Operand> kt_;  // B K^T [d, S] of (b, h)
+  std::vector<Operand> kt_;  // B K^T [d, S] of (b, h), or [d, kBlockN] of a key tile
   std::vector<Operand> v_;   // B V [S, d] of (b, h)
   std::vector<Operand> p_;   // A P [kBlockM, kBlockN]
   Bf16Gemm gemm_;
