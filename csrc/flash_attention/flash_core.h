@@ -123,7 +123,8 @@ void flash_forward(const AttentionIO<Element>& io, bool causal, const Mod& proto
 
 // Where backward writes d(bias): an fp32 [Bb, Hb, Tb, Sb] buffer seen through broadcast strides (0 along
 // broadcast dims). When several (b, h) share a slice, each task sums into a private slice first and
-// adds it under a lock. Or, for a bias of the full [B, H, T, S] (no broadcast), a bf16 buffer: every element
+// adds it under a lock; where every element of a slice lies in one tile per (b, h), a thread's consecutive
+// (b, h) of one slice sum into the private slice in turn and add it once (the same sums, in the same order). Or, for a bias of the full [B, H, T, S] (no broadcast), a bf16 buffer: every element
 // belongs to one tile, which is rounded to bf16 as it is stored.
 struct BiasGradTarget {
   Broadcast4<float> grad;  // data == nullptr: no fp32 bias gradient wanted
@@ -131,6 +132,7 @@ struct BiasGradTarget {
   bool shared(const AttentionDims& d) const {
     return (grad.stride_b == 0 && d.batch > 1) || (grad.stride_h == 0 && d.heads > 1);
   }
+  bool one_tile_per_element() const { return grad.stride_t != 0 && grad.stride_s != 0; }
   int64_t slice_size(const AttentionDims& d) const {
     return (grad.stride_t ? d.q_len : 1) * (grad.stride_s ? d.kv_len : 1);
   }
@@ -192,12 +194,25 @@ void flash_backward(const AttentionIO<Element>& io, bool causal, const Mod& prot
     std::vector<float> delta(T), s(kBlockM * kBlockN), dp(kBlockM * kBlockN), pz(drop.active() ? kBlockM * kBlockN : 0),
         scratch(kBlockM * kBlockN), local_bias(shared ? bias_grad.slice_size(d) : 0);
     const int64_t local_t = bias_grad.grad.stride_t ? (bias_grad.grad.stride_s ? S : 1) : 0;
+    float* local_target = nullptr;  // the shared slice local_bias is summing for, or null
+    const auto add_local = [&] {
+      std::lock_guard<std::mutex> lock(bias_mutex);
+      const int64_t n = static_cast<int64_t>(local_bias.size());
+      for (int64_t i = 0; i < n; i += Vec::size) {
+        const int w = static_cast<int>(std::min<int64_t>(Vec::size, n - i));
+        store_n(local_target + i, w, load_n(local_target + i, w) + load_n(local_bias.data() + i, w));
+      }
+    };
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t b = bh / d.heads, h = bh % d.heads;
       mod.begin(b, h);
       float* bias_slice = want_bias ? (shared ? local_bias.data() : bias_grad.grad.at(b, h, 0)) : nullptr;
       const int64_t bias_st = shared ? local_t : bias_grad.grad.stride_t;
-      if (shared) std::fill(local_bias.begin(), local_bias.end(), 0.0f);
+      if (shared && !(bias_grad.one_tile_per_element() && local_target == bias_grad.grad.at(b, h, 0))) {
+        if (local_target != nullptr) add_local();
+        std::fill(local_bias.begin(), local_bias.end(), 0.0f);
+        local_target = bias_grad.grad.at(b, h, 0);
+      }
       const float* lse = io.lse + bh * T;
       products.begin(b, h);
       for (int64_t i = 0; i < T; ++i) {
@@ -258,16 +273,8 @@ void flash_backward(const AttentionIO<Element>& io, bool causal, const Mod& prot
       }
       if (overwrite) Vec::fence();
       products.end();
-      if (shared) {
-        std::lock_guard<std::mutex> lock(bias_mutex);
-        float* dst = bias_grad.grad.at(b, h, 0);
-        const int64_t n = static_cast<int64_t>(local_bias.size());
-        for (int64_t i = 0; i < n; i += Vec::size) {
-          const int w = static_cast<int>(std::min<int64_t>(Vec::size, n - i));
-          store_n(dst + i, w, load_n(dst + i, w) + load_n(local_bias.data() + i, w));
-        }
-      }
     }
+    if (local_target != nullptr) add_local();
   });
 }
 
