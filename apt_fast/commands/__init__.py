@@ -16,10 +16,11 @@ from . import (
     prune,
     prune_finetune,
     quantize,
+    serve,
     train,
 )
 
 COMMANDS = [info, bench]
 COMMANDS += [fine_tune, train, evaluate, chat, distill, demo]
-COMMANDS += [export_gguf, export_ollama, import_gguf, generate]
+COMMANDS += [export_gguf, export_ollama, import_gguf, generate, serve]
 COMMANDS += [quantize, prune, prune_finetune, lottery_ticket]

@@ -1,0 +1,52 @@
+"""The ASGI app of `apt-fast serve`: both APIs' routes behind the Host check and body cap, errors in each
+API's shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from . import ollama_api, openai_api
+from .errors import ServeError, ollama_body, openai_body
+from .models import ModelRegistry
+from .security import SafetyMiddleware
+from .workers import ClientGone, WorkerPool
+
+DEFAULT_MAX_BODY = 8 << 20
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """``models`` maps name:tag to a local path; ``keep_alive`` is seconds (< 0 forever); ``check_host`` turns on
+    the DNS-rebinding protection (for a server bound to a loopback address)."""
+
+    models: dict
+    parallel: int = 1
+    max_queue: int = 512
+    keep_alive: float = 300.0
+    max_body: int = DEFAULT_MAX_BODY
+    check_host: bool = True
+
+
+def create_app(config: ServeConfig) -> FastAPI:
+    app = FastAPI(title="apt-fast serve", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.config = config
+    app.state.registry = ModelRegistry(dict(config.models))
+    app.state.pool = WorkerPool(config.parallel, config.max_queue)
+    app.include_router(ollama_api.router)
+    app.include_router(openai_api.router)
+
+    @app.exception_handler(ServeError)
+    async def serve_error(request: Request, error: ServeError) -> JSONResponse:
+        openai = request.url.path.startswith("/v1/")
+        body = openai_body(error.status, str(error)) if openai else ollama_body(str(error))
+        return JSONResponse(body, status_code=error.status)
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, error: ClientGone) -> Response:
+        return Response(status_code=499)
+
+    app.add_middleware(SafetyMiddleware, check_host=config.check_host, max_body=config.max_body)
+    return app

@@ -1,0 +1,92 @@
+"""One generation request as a worker runs it: load the model, encode the prompt, decode token by token and
+emit ``("ready",)``, then ``("text", piece)`` events, then ``("done", stats)``; or ``("error", status, message)``.
+Durations in the stats are nanoseconds, as Ollama reports them."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .decoding import TextStream, decode_steps
+from .errors import ServeError
+from .models import ModelRegistry
+from .options import SamplingSettings
+from .workers import Job
+
+logger = logging.getLogger("apt_fast.serve")
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    model: str  # name:tag
+    prompt: str  # the encoder input, already laid out
+    settings: SamplingSettings
+    keep_alive: float  # seconds; < 0 forever
+
+
+def context_length(model, settings: SamplingSettings) -> int:
+    """The model's context (max_seq_len), or ``num_ctx`` when that is smaller."""
+    limit = int(model.config.max_seq_len)
+    return min(limit, settings.num_ctx) if settings.num_ctx and settings.num_ctx > 0 else limit
+
+
+def run_generation(registry: ModelRegistry, request: GenerationRequest, job: Job) -> None:
+    start = time.perf_counter_ns()
+    try:
+        entry, loaded_now = registry.acquire(request.model)
+    except ServeError as error:
+        job.emit(("error", error.status, str(error)))
+        return
+    try:
+        _generate(entry, loaded_now, request, job, start)
+    except ServeError as error:
+        job.emit(("error", error.status, str(error)))
+    except Exception as error:  # a failure of the model itself: reported to the client, logged here
+        logger.exception("generation failed")
+        job.emit(("error", 500, f"generation failed: {type(error).__name__}: {error}"))
+    finally:
+        registry.release(request.model, request.keep_alive)
+
+
+def _generate(entry, loaded_now: bool, request: GenerationRequest, job: Job, start: int) -> None:
+    settings = request.settings
+    ids = list(entry.tokenizer.encode(request.prompt)) or [int(entry.model.config.pad_token_id or 0)]
+    context = context_length(entry.model, settings)
+    if len(ids) > context:
+        raise ServeError(400, f"the prompt is {len(ids)} tokens, longer than the model's context of {context} "
+                              f"tokens")
+    budget = context - 1  # the decoder's positions, BOS included
+    max_new = budget if settings.num_predict < 0 else min(settings.num_predict, budget)
+    generator = torch.Generator().manual_seed(settings.seed if settings.seed is not None
+                                              else random.SystemRandom().randrange(2**63))
+    steps = decode_steps(entry.model, torch.tensor([ids], dtype=torch.long), settings, max_new, generator)
+    prompt_start = time.perf_counter_ns()
+    next(steps)  # the encoder
+    eval_start = time.perf_counter_ns()
+    job.emit(("ready",))
+    text = TextStream(entry.tokenizer, settings.stop)
+    count, reason = 0, "length"
+    for token in steps:
+        if job.cancelled.is_set():
+            return
+        count += 1
+        piece = text.push(token)
+        if piece:
+            job.emit(("text", piece))
+        if text.stopped:
+            reason = "stop"
+            break
+    else:
+        reason = "length" if count >= max_new else "stop"
+    tail = text.finish()
+    if tail:
+        job.emit(("text", tail))
+    end = time.perf_counter_ns()
+    job.emit(("done", {"done_reason": reason, "total_duration": end - start,
+                       "load_duration": entry.load_duration_ns if loaded_now else 0,
+                       "prompt_eval_count": len(ids), "prompt_eval_duration": eval_start - prompt_start,
+                       "eval_count": count, "eval_duration": end - eval_start}))

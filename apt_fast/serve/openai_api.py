@@ -1,0 +1,91 @@
+"""The OpenAI-compatible API under /v1: models, chat completions and completions (SSE streams ending with
+``data: [DONE]``)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from .errors import ServeError
+from .generation import GenerationRequest
+from .handling import collect, events, read_json, start_generation
+from .options import openai_settings
+from .prompts import chat_prompt
+
+router = APIRouter(prefix="/v1")
+
+
+@router.get("/models")
+async def models(request: Request) -> dict:
+    return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "apt_fast"}
+                                       for name in sorted(request.app.state.registry.paths)]}
+
+
+def _usage(stats: dict) -> dict:
+    prompt, completion = stats["prompt_eval_count"], stats["eval_count"]
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _sse(value) -> str:
+    return f"data: {value if isinstance(value, str) else json.dumps(value)}\n\n"
+
+
+async def _complete(request: Request, body: dict, prompt: str, kind: str):
+    """``kind`` "chat" (chat.completion objects, ``delta``/``message``) or "text" (text_completion, ``text``)."""
+    registry = request.app.state.registry
+    generation = GenerationRequest(registry.resolve(body.get("model")), prompt, openai_settings(body),
+                                   request.app.state.config.keep_alive)
+    job = await start_generation(request, generation)
+    ident = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+    head = {"id": ident, "created": int(time.time()), "model": generation.model}
+    if not body.get("stream"):
+        text, stats = await collect(request, job)
+        choice = ({"message": {"role": "assistant", "content": text}} if kind == "chat" else {"text": text})
+        return JSONResponse({**head, "object": "chat.completion" if kind == "chat" else "text_completion",
+                             "choices": [{"index": 0, **choice, "finish_reason": stats["done_reason"]}],
+                             "usage": _usage(stats)})
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    chunk_head = {**head, "object": "chat.completion.chunk" if kind == "chat" else "text_completion"}
+
+    def chunk(piece: str | None, finish: str | None, role: bool = False) -> dict:
+        if kind == "chat":
+            delta = {} if piece is None else {"role": "assistant", "content": piece} if role else {"content": piece}
+            return {**chunk_head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return {**chunk_head, "choices": [{"index": 0, "text": piece or "", "finish_reason": finish}]}
+
+    async def stream():
+        if kind == "chat":
+            yield _sse(chunk("", None, role=True))
+        async for event in events(job):
+            if event[0] == "text":
+                yield _sse(chunk(event[1], None))
+            elif event[0] == "done":
+                yield _sse(chunk(None, event[1]["done_reason"]))
+                if include_usage:
+                    yield _sse({**chunk_head, "choices": [], "usage": _usage(event[1])})
+            else:
+                yield _sse({"error": {"message": event[2], "type": "api_error", "param": None, "code": None}})
+        yield _sse("[DONE]")
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request):
+    body = await read_json(request)
+    return await _complete(request, body, chat_prompt(body.get("messages")), "chat")
+
+
+@router.post("/completions")
+async def completions(request: Request):
+    body = await read_json(request)
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, str) or not prompt:
+        raise ServeError(400, f"prompt must be a non-empty string, got {prompt!r}")
+    return await _complete(request, body, prompt, "text")

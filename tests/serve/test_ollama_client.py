@@ -1,0 +1,106 @@
+"""The real `ollama` client against a running `apt-fast serve`: list, version, generate and chat (streamed and
+not), options, stop sequences, load and unload."""
+
+from __future__ import annotations
+
+import pytest
+
+ollama = pytest.importorskip("ollama")
+
+STATS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count",
+         "eval_duration")
+SEEDED = {"seed": 7, "num_predict": 6, "temperature": 0.8}
+
+
+@pytest.fixture
+def client(serve):
+    return ollama.Client(host=serve().url)
+
+
+def test_root_version_and_list(serve):
+    import httpx
+
+    server = serve()
+    assert httpx.get(server.url).text == "Ollama is running"
+    assert httpx.head(server.url).status_code == 200
+    client = ollama.Client(host=server.url)
+    version = httpx.get(f"{server.url}/api/version").json()["version"]
+    assert all(part.isdigit() for part in version.split("."))
+    [model] = client.list().models
+    assert model.model == "tiny:latest" and model.details.family == "apt" and model.size > 0
+
+
+def test_generate_not_streamed_has_the_final_stats(client):
+    reply = client.generate(model="tiny", prompt="hello", options=SEEDED)
+    assert reply.done and reply.done_reason == "length" and reply.model == "tiny:latest"
+    assert reply.eval_count == 6 and reply.prompt_eval_count == len("hello".encode())
+    assert all(isinstance(getattr(reply, stat), int) and getattr(reply, stat) >= 0 for stat in STATS)
+    assert reply.total_duration >= reply.eval_duration > 0
+
+
+def test_streamed_generate_joins_to_the_unstreamed_text(client):
+    whole = client.generate(model="tiny:latest", prompt="hello", options=SEEDED).response
+    chunks = list(client.generate(model="tiny", prompt="hello", options=SEEDED, stream=True))
+    assert all(not c.done for c in chunks[:-1]) and chunks[-1].done and chunks[-1].done_reason == "length"
+    assert "".join(c.response for c in chunks) == whole
+    assert chunks[-1].response == "" and chunks[-1].eval_count == 6
+
+
+def test_seed_gives_the_same_text_and_another_seed_another(client):
+    first = client.generate(model="tiny", prompt="abc", options={"seed": 1, "num_predict": 12}).response
+    again = client.generate(model="tiny", prompt="abc", options={"seed": 1, "num_predict": 12}).response
+    other = client.generate(model="tiny", prompt="abc", options={"seed": 2, "num_predict": 12}).response
+    assert first == again != other
+
+
+def test_chat_streamed_and_not(client):
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    reply = client.chat(model="tiny", messages=messages, options=SEEDED)
+    assert reply.message.role == "assistant" and reply.done and reply.eval_count == 6
+    chunks = list(client.chat(model="tiny", messages=messages, options=SEEDED, stream=True))
+    assert all(c.message.role == "assistant" for c in chunks)
+    assert "".join(c.message.content for c in chunks) == reply.message.content
+    assert chunks[-1].done and chunks[-1].message.content == "" and chunks[-1].done_reason == "length"
+
+
+def test_stop_sequence_cuts_the_text_before_it(client):
+    options = {"seed": 3, "num_predict": 20, "temperature": 0}
+    full = client.generate(model="tiny", prompt="xyz", options=options).response
+    assert len(full) >= 4
+    stop = full[2:4]
+    cut = full[: full.index(stop)]
+    for stream in (False, True):
+        reply = client.generate(model="tiny", prompt="xyz", options={**options, "stop": [stop]}, stream=stream)
+        chunks = list(reply) if stream else [reply]
+        assert "".join(c.response for c in chunks) == cut
+        assert chunks[-1].done_reason == "stop"
+
+
+def test_num_predict_and_greedy_temperature_zero(client):
+    greedy = [client.generate(model="tiny", prompt="q", options={"temperature": 0, "num_predict": 5, "seed": s})
+              for s in (1, 2)]
+    assert greedy[0].response == greedy[1].response and greedy[0].eval_count == 5
+
+
+def test_unknown_options_are_ignored(client):
+    reply = client.generate(model="tiny", prompt="q", options={"num_predict": 2, "mirostat": 1})
+    assert reply.done and reply.eval_count == 2
+
+
+def test_empty_prompt_loads_and_keep_alive_zero_unloads(client):
+    assert client.ps().models == []
+    loaded = client.generate(model="tiny", prompt="")
+    assert loaded.done_reason == "load"
+    [running] = client.ps().models
+    assert running.model == "tiny:latest" and running.size > 0
+    unloaded = client.generate(model="tiny", prompt="", keep_alive=0)
+    assert unloaded.done_reason == "unload" and client.ps().models == []
+    chat_loaded = client.chat(model="tiny", messages=[])
+    assert chat_loaded.done_reason == "load" and chat_loaded.message.content == ""
+
+
+def test_keep_alive_zero_unloads_after_the_request(client):
+    client.generate(model="tiny", prompt="q", options={"num_predict": 1}, keep_alive=0)
+    assert client.ps().models == []
+    client.generate(model="tiny", prompt="q", options={"num_predict": 1}, keep_alive="5m")
+    assert [m.model for m in client.ps().models] == ["tiny:latest"]
