@@ -77,12 +77,14 @@ async def _complete(request: Request, body: dict, prompt: str, kind: str):
 @router.post("/chat/completions")
 async def chat_completions(request: Request):
     body = await read_json(request)
+    request.app.state.registry.resolve(body.get("model"))
     return await _complete(request, body, chat_prompt(body.get("messages")), "chat")
 
 
 @router.post("/completions")
 async def completions(request: Request):
     body = await read_json(request)
+    request.app.state.registry.resolve(body.get("model"))
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1:
         prompt = prompt[0]
