@@ -1,0 +1,112 @@
+"""Serving behaviour: seeded requests give the same text alone or side by side, a full queue gives 503, and a
+client that disconnects mid-stream stops its generation within one decode step and frees its worker.
+
+The decode steps are held at a gate (the server runs in this process) so the tests control when a worker is busy."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+ollama = pytest.importorskip("ollama")
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+class GatedDecoding:
+    """Replaces the server's decode_steps: each generated token waits for ``gate``; ``steps`` counts them,
+    ``jobs`` records every started job."""
+
+    def __init__(self, monkeypatch):
+        from apt_fast.serve import generation, handling
+
+        self.gate = threading.Event()
+        self.steps = 0
+        self.jobs = []
+        real_steps, real_run = generation.decode_steps, handling.run_generation
+
+        def gated_steps(*args, **kwargs):
+            steps = real_steps(*args, **kwargs)
+            yield next(steps)  # the encoder
+            for token in steps:
+                self.gate.wait()
+                self.steps += 1
+                yield token
+
+        def recorded_run(registry, request, job):
+            self.jobs.append(job)
+            return real_run(registry, request, job)
+
+        monkeypatch.setattr(generation, "decode_steps", gated_steps)
+        monkeypatch.setattr(handling, "run_generation", recorded_run)
+
+
+def test_seeded_requests_give_the_same_text_alone_and_concurrently(serve):
+    client = ollama.Client(host=serve(parallel=2).url)
+    options = [{"seed": s, "num_predict": 16} for s in (11, 12, 13, 14)]
+    alone = [client.generate(model="tiny", prompt="same", options=o).response for o in options]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda o: client.generate(model="tiny", prompt="same", options=o).response,
+                                 options * 2))
+    assert together == alone * 2 and len(set(alone)) > 1
+
+
+def test_a_full_queue_is_503_and_the_queued_requests_still_finish(serve, monkeypatch):
+    gated = GatedDecoding(monkeypatch)
+    server = serve(parallel=1, max_queue=1)
+    body = {"model": "tiny", "prompt": "q", "stream": False, "options": {"num_predict": 3}}
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(httpx.post, server.url + "/api/generate", json=body, timeout=30)
+        wait_until(lambda: len(gated.jobs) == 1)
+        queued = pool.submit(httpx.post, server.url + "/api/generate", json=body, timeout=30)
+        wait_until(lambda: server.app.state.pool.pending == 2)
+        refused = httpx.post(server.url + "/api/generate", json=body)
+        assert (refused.status_code, refused.json()) == (
+            503, {"error": "server busy, please try again.  maximum pending requests exceeded"})
+        openai_refused = httpx.post(server.url + "/v1/completions", json={"model": "tiny", "prompt": "q"})
+        assert openai_refused.status_code == 503 and openai_refused.json()["error"]["type"] == "api_error"
+        gated.gate.set()
+        assert running.result().status_code == queued.result().status_code == 200
+    assert queued.result().json()["eval_count"] == 3
+
+
+def test_a_disconnect_mid_stream_cancels_within_one_step_and_frees_the_worker(serve, monkeypatch):
+    gated = GatedDecoding(monkeypatch)
+    server = serve(parallel=1, max_queue=0)
+    body = {"model": "tiny", "prompt": "q", "options": {"num_predict": 40}}
+    with httpx.stream("POST", server.url + "/api/generate", json=body) as response:
+        assert response.status_code == 200  # the stream began; no token has been generated yet
+    wait_until(lambda: gated.jobs[0].cancelled.is_set())
+    gated.gate.set()
+    wait_until(lambda: server.app.state.pool.pending == 0)
+    assert gated.steps <= 1
+    reply = ollama.Client(host=server.url).generate(model="tiny", prompt="q", options={"num_predict": 4})
+    assert reply.eval_count == 4
+
+
+def test_a_queued_request_whose_client_leaves_never_runs(serve, monkeypatch):
+    gated = GatedDecoding(monkeypatch)
+    server = serve(parallel=1, max_queue=1)
+    pool, started = server.app.state.pool, []
+    start = pool.start
+    monkeypatch.setattr(pool, "start", lambda work: started.append(start(work)) or started[-1])
+    body = {"model": "tiny", "prompt": "q", "stream": False, "options": {"num_predict": 2}}
+    with ThreadPoolExecutor(1) as threads:
+        running = threads.submit(httpx.post, server.url + "/api/generate", json=body, timeout=30)
+        wait_until(lambda: len(gated.jobs) == 1)
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(server.url + "/api/generate", json=body, timeout=0.3)  # queued, then gone
+        wait_until(lambda: started[1].cancelled.is_set())
+        gated.gate.set()
+        assert running.result().status_code == 200
+    wait_until(lambda: pool.pending == 0)
+    assert len(gated.jobs) == 1  # the queued job was dropped before it started
