@@ -8,9 +8,6 @@ import time
 import pytest
 import torch
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-
 TINY = dict(d_model=32, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, d_ff=64, max_seq_len=48,
             dropout=0.0, use_dbc_dac=False)
 
@@ -61,7 +58,10 @@ class RunningServer:
 
 @pytest.fixture
 def serve(tiny_model_dir):
-    """``serve(**config)``: a running server offering the tiny model as ``tiny`` (config: ServeConfig fields)."""
+    """``serve(**config)``: a running server offering the tiny model as ``tiny`` (config: ServeConfig fields);
+    the test is skipped without the serve extra."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
     from apt_fast.serve.app import ServeConfig, create_app
 
     servers = []

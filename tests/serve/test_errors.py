@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
+httpx = pytest.importorskip("httpx")
 ollama = pytest.importorskip("ollama")
 openai = pytest.importorskip("openai")
 

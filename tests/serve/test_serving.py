@@ -9,9 +9,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
+httpx = pytest.importorskip("httpx")
 ollama = pytest.importorskip("ollama")
 
 
