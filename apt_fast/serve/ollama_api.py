@@ -1,4 +1,5 @@
-"""Ollama's REST API: /, /api/version, /api/tags, /api/ps, /api/generate and /api/chat (NDJSON streams)."""
+"""Ollama's REST API: /, /api/version, /api/tags, /api/show, /api/ps, /api/generate and /api/chat (NDJSON
+streams)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .generation import GenerationRequest
 from .handling import collect, events, read_json, start_generation
 from .options import ollama_settings
 from .prompts import chat_prompt, generate_prompt
+from .show import show_reply
 
 router = APIRouter()
 
@@ -64,14 +66,27 @@ async def version() -> dict:
     return {"version": __version__}
 
 
+def _modified_at(path: str) -> str:
+    return datetime.fromtimestamp(os.path.getmtime(path), timezone.utc).isoformat() if os.path.exists(path) else now()
+
+
 @router.get("/api/tags")
 async def tags(request: Request) -> dict:
-    models = []
-    for name, path in sorted(request.app.state.registry.paths.items()):
-        modified = datetime.fromtimestamp(os.path.getmtime(path), timezone.utc) if os.path.exists(path) else None
-        models.append({"name": name, "model": name, "modified_at": modified.isoformat() if modified else now(),
-                       "size": _disk_size(path), "digest": _digest(name, path), "details": _details(path)})
-    return {"models": models}
+    return {"models": [{"name": name, "model": name, "modified_at": _modified_at(path), "size": _disk_size(path),
+                        "digest": _digest(name, path), "details": _details(path)}
+                       for name, path in sorted(request.app.state.registry.paths.items())]}
+
+
+@router.post("/api/show")
+async def show(request: Request) -> dict:
+    """Reads the config from the loaded model, loading it first (kept for the server's keep_alive) if need be."""
+    body = await read_json(request)
+    registry = request.app.state.registry
+    name = registry.resolve(body.get("model"))
+    entry, _ = await asyncio.to_thread(registry.acquire, name)
+    registry.release(name, request.app.state.config.keep_alive)
+    path = registry.paths[name]
+    return show_reply(name, entry.model.config, _details(path), _modified_at(path))
 
 
 @router.get("/api/ps")

@@ -104,3 +104,14 @@ def test_keep_alive_zero_unloads_after_the_request(client):
     assert client.ps().models == []
     client.generate(model="tiny", prompt="q", options={"num_predict": 1}, keep_alive="5m")
     assert [m.model for m in client.ps().models] == ["tiny:latest"]
+
+
+def test_show_gives_model_info_details_template_and_parameters(client):
+    shown = client.show("tiny")
+    assert shown.details.family == "apt" and shown.details.format == "safetensors"
+    assert shown.modelinfo["general.architecture"] == "apt" and shown.modelinfo["apt.context_length"] == 48
+    assert shown.modelinfo["apt.embedding_length"] == 32 and "{{ .Prompt }}" in shown.template
+    assert shown.parameters == "num_ctx 48" and "/" not in shown.modelfile
+    with pytest.raises(ollama.ResponseError) as raised:
+        client.show("nope")
+    assert (raised.value.status_code, raised.value.error) == (404, "model 'nope' not found")
