@@ -110,3 +110,27 @@ def test_a_queued_request_whose_client_leaves_never_runs(serve, monkeypatch):
         assert running.result().status_code == 200
     wait_until(lambda: pool.pending == 0)
     assert len(gated.jobs) == 1  # the queued job was dropped before it started
+
+
+def test_a_failure_after_the_stream_began_is_a_final_error_line(serve, monkeypatch):
+    from apt_fast.serve import generation
+
+    real_steps = generation.decode_steps
+
+    def failing_steps(*args, **kwargs):
+        steps = real_steps(*args, **kwargs)
+        yield next(steps)  # the encoder
+        yield ord("o") + 3  # byte "o" in the byte tokenizer
+        raise RuntimeError("the decoder broke")
+
+    monkeypatch.setattr(generation, "decode_steps", failing_steps)
+    server = serve()
+    with httpx.stream("POST", server.url + "/api/generate", json={"model": "tiny", "prompt": "q"}) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert response.status_code == 200
+    assert lines[-1] == '{"error": "generation failed: RuntimeError: the decoder broke"}'
+    chunks = []
+    with pytest.raises(ollama.ResponseError) as raised:
+        for chunk in ollama.Client(host=server.url).generate(model="tiny", prompt="q", stream=True):
+            chunks.append(chunk.response)
+    assert chunks == ["o"] and raised.value.error == "generation failed: RuntimeError: the decoder broke"
