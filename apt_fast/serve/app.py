@@ -3,6 +3,8 @@ API's shape."""
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -15,6 +17,7 @@ from .security import SafetyMiddleware
 from .workers import ClientGone, WorkerPool
 
 DEFAULT_MAX_BODY = 8 << 20
+SWEEP_SECONDS = 0.25  # how often idle models past their keep_alive are unloaded
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,23 @@ class ServeConfig:
     check_host: bool = True
 
 
+@asynccontextmanager
+async def _unload_expired_models(app: FastAPI):
+    async def sweep():
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            app.state.registry.sweep()
+
+    task = asyncio.create_task(sweep())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 def create_app(config: ServeConfig) -> FastAPI:
-    app = FastAPI(title="apt-fast serve", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="apt-fast serve", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=_unload_expired_models)
     app.state.config = config
     app.state.registry = ModelRegistry(dict(config.models))
     app.state.pool = WorkerPool(config.parallel, config.max_queue)

@@ -115,3 +115,19 @@ def test_show_gives_model_info_details_template_and_parameters(client):
     with pytest.raises(ollama.ResponseError) as raised:
         client.show("nope")
     assert (raised.value.status_code, raised.value.error) == (404, "model 'nope' not found")
+
+
+def test_an_idle_model_is_unloaded_once_its_keep_alive_passed(serve):
+    import time
+
+    server = serve(keep_alive=1.0)
+    client = ollama.Client(host=server.url)
+    client.generate(model="tiny", prompt="q", options={"num_predict": 1})
+    assert "tiny:latest" in server.app.state.registry.loaded
+    deadline = time.monotonic() + 10
+    while "tiny:latest" in server.app.state.registry.loaded:  # unloaded by the server, without a request
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    client.generate(model="tiny", prompt="q", options={"num_predict": 1}, keep_alive=-1)
+    [running] = client.ps().models
+    assert running.expires_at.year == 9999
