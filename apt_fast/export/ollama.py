@@ -106,6 +106,12 @@ Run it with apt_fast, which keeps Q8_0 weights int8 on load and dequantizes the 
     apt-fast import-gguf --input {gguf_file} --output-dir apt-model   # back to an apt_fast model directory
 
 or from Python: `model, tokenizer = apt_fast.load("{gguf_file}")`.
+
+To use it from Ollama's tools (the `ollama` Python package, Open WebUI, LangChain's ChatOllama, or the
+`openai` client at `http://127.0.0.1:11434/v1`), serve it with apt_fast's Ollama-compatible server
+(`pip install 'apt-fast[serve]'`) instead of running `ollama serve`:
+
+    apt-fast serve --model {name}={gguf_file}
 """
 
 
