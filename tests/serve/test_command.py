@@ -62,3 +62,19 @@ def test_missing_extra_says_how_to_install_it(capsys, monkeypatch):
     assert main(["serve", "--model", "t=."]) == 2
     err = capsys.readouterr().err
     assert err.startswith("apt-fast serve: error: apt-fast serve needs the serve extra: pip install 'apt-fast[serve]'")
+
+
+def test_binding_beyond_loopback_warns_and_turns_the_host_check_off(tmp_path, capsys, monkeypatch):
+    uvicorn = pytest.importorskip("uvicorn")
+    runs = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: runs.append((app, kwargs)))
+    monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0:9999")
+    (tmp_path / "m").mkdir()
+    assert main(["serve", "--model", f"m={tmp_path / 'm'}"]) == 0
+    [(app, kwargs)] = runs
+    assert (kwargs["host"], kwargs["port"], app.state.config.check_host) == ("0.0.0.0", 9999, False)
+    warning = "warning: listening on 0.0.0.0, not a loopback address; there is no authentication"
+    assert warning in capsys.readouterr().err
+    assert main(["serve", "--host", "127.0.0.1", "--port", "11500", "--model", f"m={tmp_path / 'm'}"]) == 0
+    assert (runs[1][1]["host"], runs[1][1]["port"], runs[1][0].state.config.check_host) == ("127.0.0.1", 11500, True)
+    assert "warning" not in capsys.readouterr().err
