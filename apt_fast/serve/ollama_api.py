@@ -1,5 +1,5 @@
 """Ollama's REST API: /, /api/version, /api/tags, /api/show, /api/ps, /api/generate and /api/chat (NDJSON
-streams)."""
+streams), /api/embed."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from .. import __version__
 from . import durations
+from .embedding import EmbeddingRequest, run_embedding
 from .errors import ServeError
 from .generation import GenerationRequest
 from .handling import collect, events, read_json, start_generation
@@ -167,3 +168,21 @@ async def chat(request: Request):
                                    ollama_settings(body.get("options")), keep_alive)
     return await _respond(request, body, generation,
                           lambda piece: {"message": {"role": "assistant", "content": piece}})
+
+
+@router.post("/api/embed")
+async def embed(request: Request):
+    body = await read_json(request)
+    state = request.app.state
+    name = state.registry.resolve(body.get("model"))
+    inputs = body.get("input")
+    inputs = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(t, str) for t in inputs):
+        raise ServeError(400, f"input must be a string or a non-empty list of strings, got {body.get('input')!r}")
+    embedding = EmbeddingRequest(name, tuple(inputs), body.get("truncate", True) is not False,
+                                 _keep_alive(request, body))
+    job = state.pool.start(lambda job: run_embedding(state.registry, embedding, job))
+    event = await job.next_event(request)
+    if event[0] == "error":
+        raise ServeError(event[1], event[2])
+    return {"model": name, **event[1]}

@@ -131,3 +131,32 @@ def test_an_idle_model_is_unloaded_once_its_keep_alive_passed(serve):
     client.generate(model="tiny", prompt="q", options={"num_predict": 1}, keep_alive=-1)
     [running] = client.ps().models
     assert running.expires_at.year == 9999
+
+
+def test_embed_gives_unit_mean_pooled_encoder_states(client, tiny_model_dir):
+    import torch
+
+    import apt_fast
+
+    reply = client.embed(model="tiny", input=["hello", "a longer text", "hello"])
+    vectors = torch.tensor(reply.embeddings, dtype=torch.float64)  # [3, d_model]
+    assert vectors.shape == (3, 32) and reply.prompt_eval_count == len("hellohelloa longer text")
+    torch.testing.assert_close(vectors.norm(dim=1), torch.ones(3, dtype=torch.float64))
+    assert torch.equal(vectors[0], vectors[2]) and not torch.allclose(vectors[0], vectors[1])
+    model, tokenizer = apt_fast.load(tiny_model_dir)
+    with torch.no_grad():
+        states = model.encode(torch.tensor([tokenizer.encode("a longer text")]))[0].double()  # [S, D]
+    expected = torch.nn.functional.normalize(states.mean(dim=0), dim=0)
+    # the served model is patched with apt_fast's kernels, the reference is the unpatched model: both compute in
+    # fp32, so on these unit vectors they differ by fp32 rounding, far below 1e-5
+    torch.testing.assert_close(vectors[1], expected, atol=1e-5, rtol=0)
+    single = client.embed(model="tiny", input="hello").embeddings
+    assert single == [reply.embeddings[0]]
+
+
+def test_embed_over_the_context_is_cut_unless_truncate_is_false(client):
+    assert client.embed(model="tiny", input="x" * 60).prompt_eval_count == 48
+    with pytest.raises(ollama.ResponseError) as raised:
+        client.embed(model="tiny", input="x" * 60, truncate=False)
+    assert (raised.value.status_code, raised.value.error) == (
+        400, "input[0] is 60 tokens, longer than the model's context of 48 tokens (truncate is false)")
