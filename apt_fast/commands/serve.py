@@ -23,12 +23,18 @@ def byte_size(text: str) -> int:
     return int(value)
 
 
+def origins(value: str | None) -> tuple[str, ...]:
+    """OLLAMA_ORIGINS: the comma-separated browser origins that CORS allows."""
+    return tuple(o.strip() for o in (value or "").split(",") if o.strip())
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve", help="serve APT models over Ollama's API and the OpenAI-compatible API (needs apt-fast[serve])",
         description="Serve local APT models (model directories, checkpoints, .gguf files) to Ollama and OpenAI "
                     "clients. Listens on OLLAMA_HOST when set, else 127.0.0.1:11434; there is no authentication, "
-                    "so bind to another address only on a trusted network. Models load on first use.")
+                    "so bind to another address only on a trusted network. Models load on first use. Browsers may "
+                    "call it only from the origins listed in OLLAMA_ORIGINS (comma-separated).")
     parser.add_argument("--host", help="address to bind (default: OLLAMA_HOST's, else 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: OLLAMA_HOST's, else 11434)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("no models to serve: give --model NAME=PATH or --models-dir DIR")
     config = ServeConfig(models=models, parallel=args.parallel, max_queue=args.max_queue,
                          keep_alive=durations.seconds(args.keep_alive, "--keep-alive"), max_body=args.max_body,
-                         check_host=is_loopback(host))
+                         check_host=is_loopback(host), origins=origins(os.environ.get("OLLAMA_ORIGINS")))
     app = create_app(config)
     if not is_loopback(host):
         print(f"apt-fast serve: warning: listening on {host}, not a loopback address; there is no authentication, "

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from . import ollama_api, openai_api
@@ -23,7 +24,8 @@ SWEEP_SECONDS = 0.25  # how often idle models past their keep_alive are unloaded
 @dataclass(frozen=True)
 class ServeConfig:
     """``models`` maps name:tag to a local path; ``keep_alive`` is seconds (< 0 forever); ``check_host`` turns on
-    the DNS-rebinding protection (for a server bound to a loopback address)."""
+    the DNS-rebinding protection (for a server bound to a loopback address); ``origins`` are the browser origins
+    allowed by CORS (none by default)."""
 
     models: dict
     parallel: int = 1
@@ -31,6 +33,7 @@ class ServeConfig:
     keep_alive: float = 300.0
     max_body: int = DEFAULT_MAX_BODY
     check_host: bool = True
+    origins: tuple = ()
 
 
 @asynccontextmanager
@@ -66,5 +69,8 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def client_gone(request: Request, error: ClientGone) -> Response:
         return Response(status_code=499)
 
+    if config.origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.origins), allow_methods=["GET", "POST", "HEAD"],
+                           allow_headers=["*"])
     app.add_middleware(SafetyMiddleware, check_host=config.check_host, max_body=config.max_body)
     return app

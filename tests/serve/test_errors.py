@@ -75,3 +75,15 @@ def test_bad_option_is_400(server):
     response = httpx.post(server.url + "/api/generate", json={"model": "tiny", "prompt": "x",
                                                               "options": {"top_p": 2}})
     assert (response.status_code, response.json()) == (400, {"error": "option top_p must be in (0, 1], got 2.0"})
+
+
+def test_cors_only_for_listed_origins(serve):
+    preflight = {"Access-Control-Request-Method": "POST"}
+    server = serve(origins=("http://app.localhost:3000",))
+    allowed = httpx.options(server.url + "/api/chat", headers={"Origin": "http://app.localhost:3000", **preflight})
+    assert allowed.headers.get("access-control-allow-origin") == "http://app.localhost:3000"
+    other = httpx.options(server.url + "/api/chat", headers={"Origin": "http://evil.example", **preflight})
+    assert "access-control-allow-origin" not in other.headers
+    unlisted = serve()
+    tags = httpx.get(unlisted.url + "/api/tags", headers={"Origin": "http://app.localhost:3000"})
+    assert tags.status_code == 200 and "access-control-allow-origin" not in tags.headers
