@@ -134,3 +134,21 @@ def test_a_failure_after_the_stream_began_is_a_final_error_line(serve, monkeypat
         for chunk in ollama.Client(host=server.url).generate(model="tiny", prompt="q", stream=True):
             chunks.append(chunk.response)
     assert chunks == ["o"] and raised.value.error == "generation failed: RuntimeError: the decoder broke"
+
+
+def test_cancelling_one_request_leaves_the_other_unchanged(serve, monkeypatch):
+    gated = GatedDecoding(monkeypatch)
+    server = serve(parallel=2, max_queue=0)
+    body = {"model": "tiny", "prompt": "q", "stream": False, "options": {"seed": 5, "num_predict": 12}}
+    gated.gate.set()
+    alone = httpx.post(server.url + "/api/generate", json=body).json()["response"]
+    gated.gate.clear()
+    with ThreadPoolExecutor(1) as threads:
+        other = threads.submit(httpx.post, server.url + "/api/generate", json=body, timeout=30)
+        wait_until(lambda: len(gated.jobs) == 2)
+        with httpx.stream("POST", server.url + "/api/generate", json={**body, "stream": True}):
+            pass  # disconnect at once
+        wait_until(lambda: gated.jobs[2].cancelled.is_set())
+        gated.gate.set()
+        assert other.result().json()["response"] == alone
+    assert not gated.jobs[1].cancelled.is_set()
