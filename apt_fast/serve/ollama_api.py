@@ -18,7 +18,7 @@ from .embedding import EmbeddingRequest, run_embedding
 from .errors import ServeError
 from .generation import GenerationRequest
 from .handling import collect, events, read_json, start_generation
-from .options import ollama_settings
+from .options import logger, ollama_settings
 from .prompts import chat_prompt, generate_prompt
 from .show import show_reply
 
@@ -37,6 +37,12 @@ def _keep_alive(request: Request, body: dict) -> float:
         return durations.seconds(value)
     except ValueError as error:
         raise ServeError(400, str(error)) from None
+
+
+def _log_unsupported(body: dict, fields: tuple[str, ...]) -> None:
+    for field in fields:
+        if body.get(field):
+            logger.warning("%s is not supported by apt-fast serve; ignored", field)
 
 
 def _details(path: str) -> dict:
@@ -150,6 +156,7 @@ async def generate(request: Request):
         raise ServeError(400, "raw mode does not support template, system, or context")
     if not prompt:
         return await _load_or_unload(request, name, keep_alive, {"response": ""})
+    _log_unsupported(body, ("template", "format", "suffix", "images", "context"))
     text = prompt if body.get("raw") else generate_prompt(prompt, body.get("system"))
     generation = GenerationRequest(request.app.state.registry.resolve(name), text,
                                    ollama_settings(body.get("options")), keep_alive)
@@ -164,6 +171,7 @@ async def chat(request: Request):
     empty_message = {"message": {"role": "assistant", "content": ""}}
     if not messages:
         return await _load_or_unload(request, name, keep_alive, empty_message)
+    _log_unsupported(body, ("format", "tools"))
     generation = GenerationRequest(request.app.state.registry.resolve(name), chat_prompt(messages),
                                    ollama_settings(body.get("options")), keep_alive)
     return await _respond(request, body, generation,
