@@ -15,6 +15,7 @@ from .decoding import TextStream, decode_steps
 from .errors import ServeError
 from .models import ModelRegistry
 from .options import SamplingSettings
+from .prompts import chat_prompt
 from .workers import Job
 
 logger = logging.getLogger("apt_fast.serve")
@@ -23,9 +24,10 @@ logger = logging.getLogger("apt_fast.serve")
 @dataclass(frozen=True)
 class GenerationRequest:
     model: str  # name:tag
-    prompt: str  # the encoder input, already laid out
+    prompt: str  # the encoder input, already laid out; unused when ``messages`` is given
     settings: SamplingSettings
     keep_alive: float  # seconds; < 0 forever
+    messages: tuple | None = None  # a chat, laid out with the model's tokenizer (prompts.chat_prompt)
 
 
 def context_length(model, settings: SamplingSettings) -> int:
@@ -54,7 +56,8 @@ def run_generation(registry: ModelRegistry, request: GenerationRequest, job: Job
 
 def _generate(entry, loaded_now: bool, request: GenerationRequest, job: Job, start: int) -> None:
     settings = request.settings
-    ids = list(entry.tokenizer.encode(request.prompt)) or [int(entry.model.config.pad_token_id or 0)]
+    prompt = request.prompt if request.messages is None else chat_prompt(request.messages, entry.tokenizer)
+    ids = list(entry.tokenizer.encode(prompt)) or [int(entry.model.config.pad_token_id or 0)]
     context = context_length(entry.model, settings)
     if len(ids) > context:
         raise ServeError(400, f"the prompt is {len(ids)} tokens, longer than the model's context of {context} "

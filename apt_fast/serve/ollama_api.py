@@ -19,7 +19,7 @@ from .errors import ServeError
 from .generation import GenerationRequest
 from .handling import collect, events, read_json, start_generation
 from .options import logger, ollama_settings
-from .prompts import chat_prompt, generate_prompt
+from .prompts import chat_messages, generate_prompt
 from .show import show_reply
 
 router = APIRouter()
@@ -172,8 +172,8 @@ async def chat(request: Request):
     if not messages:
         return await _load_or_unload(request, name, keep_alive, empty_message)
     _log_unsupported(body, ("format", "tools"))
-    generation = GenerationRequest(request.app.state.registry.resolve(name), chat_prompt(messages),
-                                   ollama_settings(body.get("options")), keep_alive)
+    generation = GenerationRequest(request.app.state.registry.resolve(name), "", ollama_settings(body.get("options")),
+                                   keep_alive, messages=chat_messages(messages))
     return await _respond(request, body, generation,
                           lambda piece: {"message": {"role": "assistant", "content": piece}})
 

@@ -14,7 +14,7 @@ from .errors import ServeError
 from .generation import GenerationRequest
 from .handling import collect, events, read_json, start_generation
 from .options import openai_settings
-from .prompts import chat_prompt
+from .prompts import chat_messages
 
 router = APIRouter(prefix="/v1")
 
@@ -35,10 +35,12 @@ def _sse(value) -> str:
 
 
 async def _complete(request: Request, body: dict, prompt: str, kind: str):
-    """``kind`` "chat" (chat.completion objects, ``delta``/``message``) or "text" (text_completion, ``text``)."""
+    """``kind`` "chat" (chat.completion objects, ``delta``/``message``; the prompt is the body's messages) or
+    "text" (text_completion, ``text``)."""
     registry = request.app.state.registry
+    messages = chat_messages(body.get("messages")) if kind == "chat" else None
     generation = GenerationRequest(registry.resolve(body.get("model")), prompt, openai_settings(body),
-                                   request.app.state.config.keep_alive)
+                                   request.app.state.config.keep_alive, messages=messages)
     job = await start_generation(request, generation)
     ident = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
     head = {"id": ident, "created": int(time.time()), "model": generation.model}
@@ -78,7 +80,7 @@ async def _complete(request: Request, body: dict, prompt: str, kind: str):
 async def chat_completions(request: Request):
     body = await read_json(request)
     request.app.state.registry.resolve(body.get("model"))
-    return await _complete(request, body, chat_prompt(body.get("messages")), "chat")
+    return await _complete(request, body, "", "chat")
 
 
 @router.post("/completions")

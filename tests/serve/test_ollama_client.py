@@ -160,3 +160,24 @@ def test_embed_over_the_context_is_cut_unless_truncate_is_false(client):
         client.embed(model="tiny", input="x" * 60, truncate=False)
     assert (raised.value.status_code, raised.value.error) == (
         400, "input[0] is 60 tokens, longer than the model's context of 48 tokens (truncate is false)")
+
+
+def test_chat_uses_the_tokenizers_chat_template_when_it_has_one(serve):
+    server = serve()
+    client = ollama.Client(host=server.url)
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]
+    greedy = {"temperature": 0, "num_predict": 8}
+    default_layout = client.generate(model="tiny", prompt="system: s\nhi", raw=True, options=greedy).response
+    reply = client.chat(model="tiny", messages=messages, options=greedy)
+    assert (reply.message.content, reply.prompt_eval_count) == (default_layout, len("system: s\nhi"))
+    registry = server.app.state.registry
+    entry, _ = registry.acquire("tiny")
+    registry.release("tiny", -1)
+    entry.tokenizer.chat_template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
+    templated = client.generate(model="tiny", prompt="<system>s<user>hi<assistant>", raw=True, options=greedy)
+    reply = client.chat(model="tiny", messages=messages, options=greedy)
+    assert (reply.message.content, reply.prompt_eval_count) == (templated.response, len("<system>s<user>hi<assistant>"))
+    entry.tokenizer.chat_template = "{{ messages[0].content | no_such_filter }}"
+    with pytest.raises(ollama.ResponseError) as raised:
+        client.chat(model="tiny", messages=messages)
+    assert raised.value.status_code == 400 and raised.value.error.startswith("the model's chat template failed")
