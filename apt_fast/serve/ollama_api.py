@@ -93,7 +93,7 @@ async def show(request: Request) -> dict:
     entry, _ = await asyncio.to_thread(registry.acquire, name)
     registry.release(name, request.app.state.config.keep_alive)
     path = registry.paths[name]
-    return show_reply(name, entry.model.config, _details(path), _modified_at(path))
+    return show_reply(name, entry.model.config, entry.tokenizer, _details(path), _modified_at(path))
 
 
 @router.get("/api/ps")

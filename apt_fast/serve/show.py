@@ -18,7 +18,16 @@ def model_info(config) -> dict:
     return info
 
 
-def show_reply(name: str, config, details: dict, modified_at: str) -> dict:
-    return {"modelfile": f"FROM {name}\nTEMPLATE \"\"\"{TEMPLATE}\"\"\"\nPARAMETER num_ctx {config.max_seq_len}\n",
-            "parameters": f"num_ctx {config.max_seq_len}", "template": TEMPLATE, "details": details,
+def template_of(tokenizer) -> str:
+    """The tokenizer's chat template as an Ollama template (as export-ollama writes it), else :data:`TEMPLATE`."""
+    from ..export.ollama import ollama_template
+
+    chat_template = getattr(tokenizer, "chat_template", None)
+    return ollama_template(chat_template) if isinstance(chat_template, str) and chat_template else TEMPLATE
+
+
+def show_reply(name: str, config, tokenizer, details: dict, modified_at: str) -> dict:
+    template = template_of(tokenizer)
+    return {"modelfile": f"FROM {name}\nTEMPLATE \"\"\"{template}\"\"\"\nPARAMETER num_ctx {config.max_seq_len}\n",
+            "parameters": f"num_ctx {config.max_seq_len}", "template": template, "details": details,
             "model_info": model_info(config), "capabilities": ["completion"], "modified_at": modified_at}

@@ -181,3 +181,14 @@ def test_chat_uses_the_tokenizers_chat_template_when_it_has_one(serve):
     with pytest.raises(ollama.ResponseError) as raised:
         client.chat(model="tiny", messages=messages)
     assert raised.value.status_code == 400 and raised.value.error.startswith("the model's chat template failed")
+
+
+def test_show_gives_the_chat_template_as_an_ollama_template(serve):
+    server = serve()
+    registry = server.app.state.registry
+    entry, _ = registry.acquire("tiny")
+    registry.release("tiny", -1)
+    entry.tokenizer.chat_template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
+    shown = ollama.Client(host=server.url).show("tiny")
+    assert shown.template == ("{{ if .System }}<system>{{ .System }}<user>{{ .Prompt }}<assistant>{{ else }}"
+                              "<user>{{ .Prompt }}<assistant>{{ end }}")
