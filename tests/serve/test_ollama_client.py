@@ -192,3 +192,14 @@ def test_show_gives_the_chat_template_as_an_ollama_template(serve):
     shown = ollama.Client(host=server.url).show("tiny")
     assert shown.template == ("{{ if .System }}<system>{{ .System }}<user>{{ .Prompt }}<assistant>{{ else }}"
                               "<user>{{ .Prompt }}<assistant>{{ end }}")
+
+
+def test_generate_system_line_and_raw(client):
+    reply = client.generate(model="tiny", prompt="hi", system="be brief", options={"num_predict": 1})
+    assert reply.prompt_eval_count == len("system: be brief\nhi")
+    raw = client.generate(model="tiny", prompt="system: be brief\nhi", raw=True, options={"num_predict": 1})
+    assert raw.prompt_eval_count == reply.prompt_eval_count
+    with pytest.raises(ollama.ResponseError) as raised:
+        client.generate(model="tiny", prompt="hi", system="s", raw=True)
+    assert (raised.value.status_code, raised.value.error) == (400, "raw mode does not support template, system, "
+                                                                   "or context")
