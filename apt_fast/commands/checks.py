@@ -24,6 +24,7 @@ class Kind(enum.Enum):
     DATA = "a data file"
     JSON = "a JSON file"
     GGUF = "a .gguf file"
+    INPUT_DIR = "an existing directory the command reads"
 
 
 ARGUMENT_KINDS = {
@@ -34,6 +35,7 @@ ARGUMENT_KINDS = {
     "data_path": Kind.DATA, "val_data_path": Kind.DATA, "calibration_data": Kind.DATA,
     "config": Kind.JSON, "student_config": Kind.JSON,
     "input": Kind.GGUF,
+    "models_dir": Kind.INPUT_DIR,
 }
 MODEL_FILES = ("model.safetensors", "model.pt")  # what makes a directory a model for apt_fast.load
 _MODEL_FILE_STARTS = (b"GGUF", b"PK\x03\x04", b"\x80")  # GGUF; torch.save's zip; torch.save's legacy pickle
@@ -81,6 +83,11 @@ def _check(kind: Kind, name: str, value: str, args: argparse.Namespace) -> None:
             raise FileExistsError(f"{name} {value} exists; pass --overwrite to replace it")
     elif kind is Kind.MODEL:
         check_model(name, value)
+    elif kind is Kind.INPUT_DIR:
+        if not os.path.exists(value):
+            raise FileNotFoundError(f"{name} {value}: no such directory")
+        if not os.path.isdir(value):
+            raise NotADirectoryError(f"{name} {value}: is a file, expected {kind.value}")
     else:
         _existing_file(name, value, kind.value)
 

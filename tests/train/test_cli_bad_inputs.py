@@ -93,6 +93,7 @@ _FILES = {
 
 # kind -> bad value name -> (files, tmp_path) -> the value (and extra arguments)
 BAD_VALUES = {
+    Kind.INPUT_DIR: {name: _FILES[name] for name in ("missing", "empty file")},
     Kind.MODEL: {
         **{name: _FILES[name] for name in ("missing", "empty file", "text file", "binary file")},
         "directory without a model": _FILES["directory"],
