@@ -35,3 +35,37 @@ def triton_slack(dtype: torch.dtype) -> float:
     import triton
 
     return 5.0 if dtype == torch.bfloat16 and triton.knobs.runtime.interpret else 2.0
+
+
+def assert_bf16_accuracy(name: str, got: torch.Tensor, ref_bf16: torch.Tensor, ref64: torch.Tensor) -> None:
+    """A bf16 kernel's rule: its error vs fp64 is within 2x the same reference run in bf16, plus half a bf16 ulp of
+    the largest result (rounding the output to bf16 alone costs that much)."""
+    floor = 0.5 * torch.finfo(torch.bfloat16).eps * ref64.abs().max().item() if ref64.numel() else 0.0
+    err, ref_err = max_err(got, ref64), max_err(ref_bf16, ref64)
+    print(f"{name}: kernel {err:.3e}, bf16 reference {ref_err:.3e}, floor {floor:.1e}")
+    assert err <= 2.0 * ref_err + floor, f"{name}: error {err:.3e} > 2 x {ref_err:.3e} + {floor:.1e}"
+
+
+def record_fp32_copies_of_heads(monkeypatch, heads: int, head_dim: int) -> list:
+    """Makes the CPU backend's fp32 row helper fail for any tensor, and records the shape of every bf16 [B, H, L, d]
+    tensor (heads, head_dim as given) that .float() or .to() turns into float32; returns the list it fills."""
+    from apt_fast.backends.cpu import views
+
+    converted = []
+
+    def refuse(x):
+        raise AssertionError(f"as_fp32_rows on a {x.dtype} tensor of shape {tuple(x.shape)}")
+
+    def spy(method):
+        def wrapper(self, *args, **kwargs):
+            result = method(self, *args, **kwargs)
+            if self.dtype == torch.bfloat16 and result.dtype == torch.float32 and self.dim() == 4 and \
+                    self.shape[1] == heads and self.shape[-1] == head_dim:
+                converted.append(tuple(self.shape))
+            return result
+        return wrapper
+
+    monkeypatch.setattr(views, "as_fp32_rows", refuse)
+    monkeypatch.setattr(torch.Tensor, "float", spy(torch.Tensor.float))
+    monkeypatch.setattr(torch.Tensor, "to", spy(torch.Tensor.to))
+    return converted

@@ -10,11 +10,10 @@ smaller on some elements."""
 
 import pytest
 import torch
-from attention_helpers import max_err, randn
+from attention_helpers import assert_bf16_accuracy, randn, record_fp32_copies_of_heads
 from native_kernels import APT_ATTENTION_OPS, native_kernels_fixture
 from simd_tiers import ALL_TIERS, at_tier
 
-from apt_fast.backends.cpu import views
 from apt_fast.reference.apt_attention import expand_attn_mask
 from apt_fast.reference.apt_attention_ops import apt_attention_core_ref, apt_head_mean_ref, grads_by_autograd
 
@@ -22,13 +21,6 @@ served_natively = native_kernels_fixture(*APT_ATTENTION_OPS)
 
 # (B, H, T, S, d): T != S, odd lengths, d = 8, 40, 64, 72, 128.
 SHAPES = [(1, 2, 45, 37, 8), (2, 3, 97, 31, 40), (1, 2, 70, 130, 64), (2, 2, 66, 129, 72), (1, 1, 33, 50, 128)]
-
-
-def assert_bf16_accuracy(name, got, ref_bf16, ref64):
-    floor = 0.5 * torch.finfo(torch.bfloat16).eps * ref64.abs().max().item() if ref64.numel() else 0.0
-    err, ref_err = max_err(got, ref64), max_err(ref_bf16, ref64)
-    print(f"{name}: kernel {err:.3e}, bf16 reference {ref_err:.3e}, floor {floor:.1e}")
-    assert err <= 2.0 * ref_err + floor, f"{name}: error {err:.3e} > 2 x {ref_err:.3e} + {floor:.1e}"
 
 
 def make_case(shape, masks: bool, seed=0, q_scale=2.0):
@@ -106,24 +98,8 @@ def test_no_fp32_copy_of_qkv(monkeypatch):
     """bf16 q, k, v, out and grad_out reach the kernels as they are: neither the fp32 row helper nor .float() /
     .to(float32) is applied to any [B, H, L, d] tensor (F, M, dM and the masks are [B, T, S] or [B, 1, T, S])."""
     b, h, t, s, d = 2, 3, 33, 47, 40
-    converted = []
-
-    def refuse_bf16(x):
-        raise AssertionError(f"as_fp32_rows on a {x.dtype} tensor of shape {tuple(x.shape)}")
-
-    def spy(method):
-        def wrapper(self, *args, **kwargs):
-            result = method(self, *args, **kwargs)
-            if self.dtype == torch.bfloat16 and result.dtype == torch.float32 and self.dim() == 4 and \
-                    self.shape[1] == h and self.shape[-1] == d:
-                converted.append(tuple(self.shape))
-            return result
-        return wrapper
-
     q, k, v, attn_mask, key_padding, f, grad_mean, grad_out = make_case((b, h, t, s, d), True)
-    monkeypatch.setattr(views, "as_fp32_rows", refuse_bf16)
-    monkeypatch.setattr(torch.Tensor, "float", spy(torch.Tensor.float))
-    monkeypatch.setattr(torch.Tensor, "to", spy(torch.Tensor.to))
+    converted = record_fp32_copies_of_heads(monkeypatch, h, d)
     mean = torch.ops.apt_fast.apt_head_mean_fwd(q, k, attn_mask, key_padding)
     torch.ops.apt_fast.apt_head_mean_bwd(grad_mean, q, k, attn_mask, key_padding)
     out, lse = torch.ops.apt_fast.apt_attention_fwd(q, k, v, f, mean, attn_mask, key_padding, 0.1, 3)

@@ -9,12 +9,11 @@ error can happen to be smaller on a few elements (e.g. a tile whose gradient is 
 
 import pytest
 import torch
-from attention_helpers import max_err, randn
+from attention_helpers import assert_bf16_accuracy, max_err, randn, record_fp32_copies_of_heads
 from native_kernels import FLASH_ATTENTION_OPS, native_kernels_fixture
 from simd_tiers import ALL_TIERS, at_tier
 
 import apt_fast.functional as AF
-from apt_fast.backends.cpu import views
 from apt_fast.reference.flash_attention import flash_attention_bwd_ref, flash_attention_fwd_ref
 
 served_natively = native_kernels_fixture(*FLASH_ATTENTION_OPS)
@@ -23,13 +22,6 @@ served_natively = native_kernels_fixture(*FLASH_ATTENTION_OPS)
 SHAPES = [(1, 2, 45, 37, 8), (2, 3, 97, 31, 40), (1, 2, 70, 130, 64), (1, 2, 66, 129, 72), (1, 1, 33, 50, 128)]
 BIAS_SHAPES = [None, "full", (3, 97, 31), (2, 1, 1, 31), (31,), (97, 1)]
 NAMES = ("out", "dq", "dk", "dv", "dbias")
-
-
-def assert_bf16_accuracy(name, got, ref_bf16, ref64):
-    floor = 0.5 * torch.finfo(torch.bfloat16).eps * ref64.abs().max().item() if ref64.numel() else 0.0
-    err, ref_err = max_err(got, ref64), max_err(ref_bf16, ref64)
-    print(f"{name}: kernel {err:.3e}, bf16 reference {ref_err:.3e}, floor {floor:.1e}")
-    assert err <= 2.0 * ref_err + floor, f"{name}: error {err:.3e} > 2 x {ref_err:.3e} + {floor:.1e}"
 
 
 def make_case(shape, bias_shape, mask_shape, seed=0):
@@ -117,24 +109,8 @@ def test_no_fp32_copy_of_qkv(monkeypatch):
     """bf16 q, k, v, out and grad_out reach the kernels as they are: neither the fp32 row helper nor .float() /
     .to(float32) is applied to any [B, H, L, d] tensor on the way (the fp32 maps of other ops are not such)."""
     b, h, t, s, d = 1, 2, 33, 47, 40
-    converted = []
-
-    def refuse_bf16(x):
-        raise AssertionError(f"as_fp32_rows on a {x.dtype} tensor of shape {tuple(x.shape)}")
-
-    def spy(method):
-        def wrapper(self, *args, **kwargs):
-            result = method(self, *args, **kwargs)
-            if self.dtype == torch.bfloat16 and result.dtype == torch.float32 and self.dim() == 4 and \
-                    self.shape[1] == h and self.shape[-1] == d:
-                converted.append(tuple(self.shape))
-            return result
-        return wrapper
-
     q, k, v, bias, mask, grad_out = make_case((b, h, t, s, d), "full", (t, s))
-    monkeypatch.setattr(views, "as_fp32_rows", refuse_bf16)
-    monkeypatch.setattr(torch.Tensor, "float", spy(torch.Tensor.float))
-    monkeypatch.setattr(torch.Tensor, "to", spy(torch.Tensor.to))
+    converted = record_fp32_copies_of_heads(monkeypatch, h, d)
     out, lse = torch.ops.apt_fast.flash_attention_fwd(q, k, v, bias, mask, True, 0.2, 0.1, 3)
     torch.ops.apt_fast.flash_attention_bwd(grad_out, q, k, v, bias, mask, out, lse, True, 0.2, 0.1, 3, True)
     assert converted == []
