@@ -81,7 +81,7 @@ class ModelRegistry:
                 if entry is not None:
                     entry.users += 1
                     return entry, False
-            entry = _load(self.paths[full])
+            entry = load_for_serving(self.paths[full])
             with self.lock:
                 entry.users += 1
                 self.loaded[full] = entry
@@ -117,7 +117,8 @@ class ModelRegistry:
             return dict(self.loaded)
 
 
-def _load(path: str) -> LoadedModel:
+def load_for_serving(path: str) -> LoadedModel:
+    """The model at ``path`` as the server runs it: in eval mode, weights checked finite, on apt_fast's fast path."""
     from ..models.apt.weight_check import check_finite_weights
     from ..train.fast_path import apply_fast_path
     from ..train.inputs import load_pretrained

@@ -9,6 +9,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+import torch
+
 from .errors import ServeError
 
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
@@ -42,13 +44,25 @@ class Job:
                     raise ClientGone() from None
 
 
+def threads_per_worker(parallel: int, threads: int) -> int:
+    """Each worker's intra-op threads: the process's ``threads`` shared among the ``parallel`` workers, at least one,
+    so that concurrent requests split the cores instead of oversubscribing them."""
+    return max(1, threads // parallel)
+
+
 class WorkerPool:
+    """``parallel`` worker threads, each running torch and apt_fast's kernels on its share of the process's threads
+    (``torch.set_num_threads`` in a worker sets its own OpenMP thread count; the thread that made the pool keeps
+    its own)."""
+
     def __init__(self, parallel: int, max_queue: int):
         if parallel < 1:
             raise ValueError(f"--parallel must be >= 1, got {parallel}")
         if max_queue < 0:
             raise ValueError(f"--max-queue must be >= 0, got {max_queue}")
-        self.executor = ThreadPoolExecutor(parallel, thread_name_prefix="apt-serve")
+        self.threads_per_worker = threads_per_worker(parallel, torch.get_num_threads())
+        self.executor = ThreadPoolExecutor(parallel, thread_name_prefix="apt-serve", initializer=torch.set_num_threads,
+                                           initargs=(self.threads_per_worker,))
         self.capacity = parallel + max_queue
         self.pending = 0
         self.lock = threading.Lock()

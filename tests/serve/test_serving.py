@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 
 httpx = pytest.importorskip("httpx")
 ollama = pytest.importorskip("ollama")
@@ -152,3 +153,17 @@ def test_cancelling_one_request_leaves_the_other_unchanged(serve, monkeypatch):
         gated.gate.set()
         assert other.result().json()["response"] == alone
     assert not gated.jobs[1].cancelled.is_set()
+
+
+@pytest.mark.parametrize("threads, parallel, per_worker", [(2, 1, 2), (2, 2, 1), (2, 3, 1), (8, 3, 2)])
+def test_workers_share_the_threads_and_leave_the_callers_alone(threads, parallel, per_worker):
+    from apt_fast.serve.workers import WorkerPool
+
+    torch.set_num_threads(threads)
+    pool = WorkerPool(parallel, max_queue=0)
+    try:
+        seen = {pool.executor.submit(torch.get_num_threads).result() for _ in range(parallel)}
+    finally:
+        pool.shutdown()
+    assert pool.threads_per_worker == per_worker and seen == {per_worker}
+    assert torch.get_num_threads() == threads
