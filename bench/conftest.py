@@ -33,7 +33,7 @@ def compare(benchmark, request):
 
     def run(case):
         def timer(candidate, prepare):
-            rounds = 3 if quick else 7
+            rounds = case.repeats or (3 if quick else 7)
             benchmark.pedantic(candidate, setup=lambda: ((prepare(),), {}), rounds=rounds, warmup_rounds=1)
             if benchmark.stats is None:  # --benchmark-disable: one untimed call, no statistics
                 return time_calls(candidate, prepare, rounds)

@@ -2,6 +2,7 @@
 measured) that the table, the summary line, `apt-fast bench --check` and the JSON report. No timing is
 asserted: the toy cases' targets are either absent from the checks or impossible to meet."""
 
+import dataclasses
 import json
 import math
 import re
@@ -161,3 +162,25 @@ def test_bench_json_records_the_machine(toy_bench, tmp_path, capsys):
         assert environment["simd"] == _native.native().simd_level()
         assert environment["cpu_features"] == _native.native().cpu_features()
     assert f"wrote {path}" in capsys.readouterr().out
+
+
+def test_report_hook_adds_figures_and_no_peak_is_measured_when_told_not_to():
+    def meter(case, side, quick, prepare):
+        raise AssertionError("the peak meter must not run")
+
+    case = dataclasses.replace(make_case(), report=lambda x: {"load": {"requests": 3, "tokens_per_s": 12.5}},
+                               measure_peak=False)
+    result = run_case(case, quick=True, repeats=1, peak=meter)
+    assert result.extra["load"] == {"requests": 3, "tokens_per_s": 12.5}
+    assert result.baseline_peak_bytes is None and result.candidate_peak_bytes is None
+    assert "load: requests=3, tokens_per_s=12.5" in format_table([result])
+
+
+def test_bench_skips_a_case_whose_modules_are_missing(monkeypatch, capsys):
+    case = dataclasses.replace(make_case(), requires=("apt_fast_no_such_module",), requires_hint="pip install it")
+    monkeypatch.setattr(apt_fast.benchmarking, "select_cases", lambda quick, name_filter: [case, make_case()])
+    monkeypatch.setattr(peak_probe, "peak_in_subprocess", apt_fast.benchmarking.peak_in_process)
+    assert main(["bench", "--quick", "--repeats", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "skipping toy: it needs apt_fast_no_such_module (pip install it)" in captured.err
+    assert [line.split()[0] for line in captured.out.splitlines()[2:-1]] == ["toy"]  # the other case's row alone

@@ -23,7 +23,11 @@ class BenchCase:
     `unavoidable_bytes(inputs)` is subtracted from both peaks (e.g. the input gradient both must return).
     `targets` is what the candidate should achieve against the baseline (targets.py). `work(inputs)` is what one
     candidate call does (peaks.Work), reported as a rate and a fraction of this machine's measured peak.
-    `repeats` overrides the timed runs per side (a baseline that takes seconds)."""
+    `repeats` overrides the timed runs per side (a baseline that takes seconds). `report(inputs)` gives figures for
+    the result's `extra` after the timings (e.g. what a load generator measured). `measure_peak` is False where a
+    side's peak memory is not in this process (a server's). `requires` names the modules the case imports beyond
+    apt_fast's own dependencies, with `requires_hint` saying how to install them; `apt-fast bench` skips the case
+    when one is missing."""
 
     name: str
     family: str
@@ -39,6 +43,10 @@ class BenchCase:
     quick: bool = True  # part of `apt-fast bench --quick`
     work: Optional[Callable[[Any], Work]] = None
     repeats: Optional[int] = None
+    report: Optional[Callable[[Any], Dict[str, Any]]] = None
+    measure_peak: bool = True
+    requires: tuple = ()
+    requires_hint: str = ""
 
 
 @dataclass
@@ -145,8 +153,8 @@ def run_case(case: BenchCase, quick: bool = False, repeats: Optional[int] = None
     agreement = case.check(case.baseline(prepare()), case.candidate(prepare()))
     repeats = case.repeats or repeats or (3 if quick else 7)
     unavoidable = case.unavoidable_bytes(inputs)
-    baseline_peak, candidate_peak = (_minus(peak(case, side, quick, prepare), unavoidable)
-                                     for side in ("baseline", "candidate"))
+    baseline_peak, candidate_peak = ((_minus(peak(case, side, quick, prepare), unavoidable) if case.measure_peak
+                                      else None) for side in ("baseline", "candidate"))
     heap.keep_freed_memory()  # for both sides' timings (heap.py says why)
     baseline = time_calls(case.baseline, prepare, repeats)
     if candidate_timer is not None:
@@ -156,6 +164,8 @@ def run_case(case: BenchCase, quick: bool = False, repeats: Optional[int] = None
     extra = dict(agreement or {})
     if case.work is not None:
         extra["throughput"] = describe(case.work(inputs), candidate.median)
+    if case.report is not None:
+        extra.update(case.report(inputs))
     return CaseResult(case.name, case.shape(inputs), case.baseline_name, baseline, candidate, baseline_peak,
                       candidate_peak, torch.get_num_threads(), case.targets, extra)
 

@@ -4,6 +4,7 @@ there and edits nothing shared)."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from typing import List, Optional
 
@@ -26,3 +27,8 @@ def select_cases(quick: bool = False, name_filter: Optional[str] = None) -> List
     if name_filter:
         cases = [c for c in cases if name_filter in c.name or name_filter == c.family]
     return cases
+
+
+def missing_modules(case: BenchCase) -> List[str]:
+    """The modules of ``case.requires`` that cannot be imported here."""
+    return [name for name in case.requires if importlib.util.find_spec(name) is None]

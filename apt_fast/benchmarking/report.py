@@ -39,9 +39,14 @@ def _throughput_cell(result: CaseResult) -> str:
 
 
 def _notes_cell(result: CaseResult) -> str:
-    """What the case's check reported about agreement (e.g. greedy_tokens_equal=61/64), throughput aside."""
-    return ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+    """What the case's check and report gave (e.g. greedy_tokens_equal=61/64, load: requests=480, ...), throughput
+    aside."""
+    return ", ".join(f"{k}: {_notes(v)}" if isinstance(v, dict) else _notes({k: v})
                      for k, v in result.extra.items() if k != "throughput")
+
+
+def _notes(values: dict) -> str:
+    return ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
 def format_table(results: Iterable[CaseResult]) -> str:

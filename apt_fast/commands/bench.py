@@ -25,6 +25,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..benchmarking import peak_probe, run_case, select_cases
+    from ..benchmarking.registry import missing_modules
     from ..benchmarking.report import any_missed, format_table, summary_line, write_json
 
     if args.repeats is not None and args.repeats < 1:
@@ -34,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--filter {args.filter!r} matches no benchmark case")
     results = []
     for case in cases:
+        missing = missing_modules(case)
+        if missing:
+            print(f"skipping {case.name}: it needs {', '.join(missing)} ({case.requires_hint})", file=sys.stderr)
+            continue
         if not args.quiet:
             print(f"running {case.name} ...", file=sys.stderr, flush=True)
         results.append(run_case(case, quick=args.quick, repeats=args.repeats, peak=peak_probe.peak_in_subprocess))
