@@ -25,7 +25,8 @@ SWEEP_SECONDS = 0.25  # how often idle models past their keep_alive are unloaded
 class ServeConfig:
     """``models`` maps name:tag to a local path; ``keep_alive`` is seconds (< 0 forever); ``check_host`` turns on
     the DNS-rebinding protection (for a server bound to a loopback address); ``origins`` are the browser origins
-    allowed by CORS (none by default)."""
+    allowed by CORS (none by default); ``worker_setup`` is ``(module, function, *args)``, called in each worker
+    process before its first task (for tests)."""
 
     models: dict
     parallel: int = 1
@@ -34,10 +35,11 @@ class ServeConfig:
     max_body: int = DEFAULT_MAX_BODY
     check_host: bool = True
     origins: tuple = ()
+    worker_setup: tuple | None = None
 
 
 @asynccontextmanager
-async def _unload_expired_models(app: FastAPI):
+async def _unload_expired_models_and_stop_workers(app: FastAPI):
     async def sweep():
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
@@ -48,14 +50,17 @@ async def _unload_expired_models(app: FastAPI):
         yield
     finally:
         task.cancel()
+        app.state.pool.shutdown()
 
 
 def create_app(config: ServeConfig) -> FastAPI:
     app = FastAPI(title="apt-fast serve", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=_unload_expired_models)
+                  lifespan=_unload_expired_models_and_stop_workers)
     app.state.config = config
     app.state.registry = ModelRegistry(dict(config.models))
-    app.state.pool = WorkerPool(config.parallel, config.max_queue)
+    app.state.pool = WorkerPool(config.models, config.parallel, config.max_queue,
+                                loaded=app.state.registry.worker_loaded, setup=config.worker_setup)
+    app.state.registry.on_unload = app.state.pool.unload
     app.include_router(ollama_api.router)
     app.include_router(openai_api.router)
 

@@ -1,5 +1,5 @@
 """``POST /api/embed``: each input's encoder states mean-pooled over its tokens and L2-normalised (as Ollama's
-/api/embed returns them), run on a worker like a generation."""
+/api/embed returns them), run by a worker process like a generation."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 
 from .errors import ServeError
 from .generation import context_length
-from .models import ModelRegistry
+from .models import WorkerModels
 from .options import SamplingSettings
-from .workers import Job
+from .worker_process import WorkerJob
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,10 @@ class EmbeddingRequest:
     model: str  # name:tag
     inputs: tuple[str, ...]
     truncate: bool  # cut inputs longer than the context (else 400)
-    keep_alive: float
+    ACTION = "embedding"  # what "... failed" names in an error
+
+    def run(self, models: WorkerModels, job: WorkerJob) -> None:
+        run_embedding(models, self, job)
 
 
 @torch.inference_mode()
@@ -30,30 +33,20 @@ def embed(model, ids: list[int]) -> list[float]:
     return torch.nn.functional.normalize(pooled, dim=0).tolist()
 
 
-def run_embedding(registry: ModelRegistry, request: EmbeddingRequest, job: Job) -> None:
+def run_embedding(models: WorkerModels, request: EmbeddingRequest, job: WorkerJob) -> None:
     start = time.perf_counter_ns()
-    try:
-        entry, loaded_now = registry.acquire(request.model)
-    except ServeError as error:
-        job.emit(("error", error.status, str(error)))
-        return
-    try:
-        context = context_length(entry.model, SamplingSettings())
-        vectors, count = [], 0
-        for i, text in enumerate(request.inputs):
-            ids = list(entry.tokenizer.encode(text)) or [int(entry.model.config.pad_token_id or 0)]
-            if len(ids) > context and not request.truncate:
-                raise ServeError(400, f"input[{i}] is {len(ids)} tokens, longer than the model's context of "
-                                      f"{context} tokens (truncate is false)")
-            ids = ids[:context]
-            count += len(ids)
-            vectors.append(embed(entry.model, ids))
-            if job.cancelled.is_set():
-                return
-        job.emit(("done", {"embeddings": vectors, "total_duration": time.perf_counter_ns() - start,
-                           "load_duration": entry.load_duration_ns if loaded_now else 0,
-                           "prompt_eval_count": count}))
-    except ServeError as error:
-        job.emit(("error", error.status, str(error)))
-    finally:
-        registry.release(request.model, request.keep_alive)
+    entry, loaded_now = models.get(request.model)
+    context = context_length(entry.model, SamplingSettings())
+    vectors, count = [], 0
+    for i, text in enumerate(request.inputs):
+        ids = list(entry.tokenizer.encode(text)) or [int(entry.model.config.pad_token_id or 0)]
+        if len(ids) > context and not request.truncate:
+            raise ServeError(400, f"input[{i}] is {len(ids)} tokens, longer than the model's context of "
+                                  f"{context} tokens (truncate is false)")
+        ids = ids[:context]
+        count += len(ids)
+        vectors.append(embed(entry.model, ids))
+        if job.cancelled.is_set():
+            return
+    job.emit(("done", {"embeddings": vectors, "total_duration": time.perf_counter_ns() - start,
+                       "load_duration": entry.load_duration_ns if loaded_now else 0, "prompt_eval_count": count}))

@@ -1,10 +1,10 @@
-"""One generation request as a worker runs it: load the model, encode the prompt, decode token by token and
-emit ``("ready",)``, then ``("text", piece)`` events, then ``("done", stats)``; or ``("error", status, message)``.
-Durations in the stats are nanoseconds, as Ollama reports them."""
+"""One generation request as a worker process runs it: load the model (once per worker), encode the prompt, decode
+token by token and emit ``("ready",)``, then ``("text", piece)`` events, then ``("done", stats)``; a failure is raised
+(the worker sends it as ``("error", status, message)``). Durations in the stats are nanoseconds, as Ollama reports
+them."""
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from dataclasses import dataclass
@@ -13,12 +13,10 @@ import torch
 
 from .decoding import TextStream, decode_steps
 from .errors import ServeError
-from .models import ModelRegistry
+from .models import WorkerModels
 from .options import SamplingSettings
 from .prompts import chat_prompt
-from .workers import Job
-
-logger = logging.getLogger("apt_fast.serve")
+from .worker_process import WorkerJob
 
 
 @dataclass(frozen=True)
@@ -26,8 +24,11 @@ class GenerationRequest:
     model: str  # name:tag
     prompt: str  # the encoder input, already laid out; unused when ``messages`` is given
     settings: SamplingSettings
-    keep_alive: float  # seconds; < 0 forever
     messages: tuple | None = None  # a chat, laid out with the model's tokenizer (prompts.chat_prompt)
+    ACTION = "generation"  # what "... failed" names in an error
+
+    def run(self, models: WorkerModels, job: WorkerJob) -> None:
+        run_generation(models, self, job)
 
 
 def context_length(model, settings: SamplingSettings) -> int:
@@ -36,25 +37,13 @@ def context_length(model, settings: SamplingSettings) -> int:
     return min(limit, settings.num_ctx) if settings.num_ctx and settings.num_ctx > 0 else limit
 
 
-def run_generation(registry: ModelRegistry, request: GenerationRequest, job: Job) -> None:
+def run_generation(models: WorkerModels, request: GenerationRequest, job: WorkerJob) -> None:
     start = time.perf_counter_ns()
-    try:
-        entry, loaded_now = registry.acquire(request.model)
-    except ServeError as error:
-        job.emit(("error", error.status, str(error)))
-        return
-    try:
-        _generate(entry, loaded_now, request, job, start)
-    except ServeError as error:
-        job.emit(("error", error.status, str(error)))
-    except Exception as error:  # a failure of the model itself: reported to the client, logged here
-        logger.exception("generation failed")
-        job.emit(("error", 500, f"generation failed: {type(error).__name__}: {error}"))
-    finally:
-        registry.release(request.model, request.keep_alive)
+    entry, loaded_now = models.get(request.model)
+    _generate(entry, loaded_now, request, job, start)
 
 
-def _generate(entry, loaded_now: bool, request: GenerationRequest, job: Job, start: int) -> None:
+def _generate(entry, loaded_now: bool, request: GenerationRequest, job: WorkerJob, start: int) -> None:
     settings = request.settings
     prompt = request.prompt if request.messages is None else chat_prompt(request.messages, entry.tokenizer)
     ids = list(entry.tokenizer.encode(prompt)) or [int(entry.model.config.pad_token_id or 0)]

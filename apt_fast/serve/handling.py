@@ -7,7 +7,7 @@ import json
 from typing import AsyncIterator
 
 from .errors import ServeError
-from .generation import GenerationRequest, run_generation
+from .generation import GenerationRequest
 from .workers import Job
 
 
@@ -29,15 +29,28 @@ async def read_json(request) -> dict:
     return value
 
 
-async def start_generation(request, generation: GenerationRequest) -> Job:
-    """Queue ``generation`` and wait (watching the client) until its prompt is encoded; a failure before that
-    (unknown model, prompt too long, ...) is raised as its ServeError, so it gets its own HTTP status."""
+async def submit(request, task, keep_alive: float | None) -> tuple[Job, tuple]:
+    """Queue ``task`` on the worker pool, its model counted as in use until the job ends (then idle for
+    ``keep_alive`` seconds; None: the server's default), and wait (watching the client) for its first event. A
+    failure before any output (unknown model, prompt too long, queue full ...) is raised as its ServeError, so it
+    gets its own HTTP status. (the job, its first event)."""
     state = request.app.state
-    state.registry.resolve(generation.model)
-    job = state.pool.start(lambda job: run_generation(state.registry, generation, job))
+    keep_alive = state.config.keep_alive if keep_alive is None else keep_alive
+    state.registry.acquire(task.model)
+    try:
+        job = state.pool.start(task, finished=lambda: state.registry.release(task.model, keep_alive))
+    except ServeError:
+        state.registry.release(task.model, None)
+        raise
     event = await job.next_event(request)
     if event[0] == "error":
         raise ServeError(event[1], event[2])
+    return job, event
+
+
+async def start_generation(request, generation: GenerationRequest, keep_alive: float | None) -> Job:
+    """Queue ``generation`` and wait until its prompt is encoded."""
+    job, _ = await submit(request, generation, keep_alive)
     return job
 
 
@@ -51,7 +64,7 @@ async def events(job: Job) -> AsyncIterator[tuple]:
             if event[0] in ("done", "error"):
                 return
     finally:
-        job.cancelled.set()
+        job.cancel()
 
 
 async def collect(request, job: Job) -> tuple[str, dict]:

@@ -1,12 +1,13 @@
-"""The models a server offers: Ollama-style ``name:tag`` names mapped to local paths, loaded on first use and
-unloaded once their ``keep_alive`` has passed."""
+"""The models a server offers: Ollama-style ``name:tag`` names mapped to local paths, loaded by each worker process on
+first use, and unloaded from all of them once their ``keep_alive`` has passed."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from .errors import ServeError, model_not_found
 
@@ -44,23 +45,59 @@ def models_in(directory: str) -> dict[str, str]:
 
 @dataclass
 class LoadedModel:
+    """A model as a worker process holds it."""
+
     model: object
     tokenizer: object
     size: int  # bytes of the parameters
     load_duration_ns: int
+
+
+class WorkerModels:
+    """The models one worker process holds: each loaded on first use (``loaded(name, entry)`` is told), and dropped
+    when the server unloads it."""
+
+    def __init__(self, paths: dict[str, str], loaded: Callable[[str, LoadedModel], None]):
+        self.paths = paths
+        self.models: dict[str, LoadedModel] = {}
+        self.loaded = loaded
+
+    def get(self, name: str) -> tuple[LoadedModel, bool]:
+        """(the model, whether this call loaded it)."""
+        entry = self.models.get(name)
+        if entry is not None:
+            return entry, False
+        if name not in self.paths:
+            raise model_not_found(name)
+        entry = self.models[name] = load_for_serving(self.paths[name])
+        self.loaded(name, entry)
+        return entry, True
+
+    def drop(self, name: str) -> None:
+        self.models.pop(name, None)
+
+
+@dataclass
+class ModelState:
+    """What the server knows of a model it has loaded: its requests under way, when it expires once idle, and what a
+    worker reported when it loaded it (None until then)."""
+
+    users: int = 0
     expires_at: float = float("inf")  # time.time() after which an idle model is unloaded
-    users: int = 0  # requests running on it now
+    size: int | None = None  # bytes of the parameters
+    context_length: int = 0
 
 
 @dataclass
 class ModelRegistry:
-    """``paths`` maps name:tag to a local path; ``acquire`` loads (once) and counts a user, ``release`` sets the
-    idle expiry (``keep_alive`` seconds, < 0 forever, 0 at once)."""
+    """The server's models: ``paths`` maps name:tag to a local path. The weights live in the worker processes; this
+    counts each model's requests (``acquire``/``release``), sets the idle expiry (``keep_alive`` seconds, < 0
+    forever, 0 at once) and calls ``on_unload(name)`` when a model expires, so that the workers drop it."""
 
     paths: dict[str, str]
-    loaded: dict[str, LoadedModel] = field(default_factory=dict)
+    on_unload: Callable[[str], None] = lambda name: None
+    states: dict[str, ModelState] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    loading: dict[str, threading.Lock] = field(default_factory=dict)
 
     def resolve(self, name) -> str:
         if not isinstance(name, str) or not name.strip():
@@ -70,51 +107,50 @@ class ModelRegistry:
             raise model_not_found(name)
         return full
 
-    def acquire(self, name: str) -> tuple[LoadedModel, bool]:
-        """(the loaded model, whether this call loaded it); one user more until :meth:`release`."""
-        full = self.resolve(name)
+    def acquire(self, name: str) -> None:
+        """One request more on ``name`` until :meth:`release`."""
         with self.lock:
-            gate = self.loading.setdefault(full, threading.Lock())
-        with gate:
-            with self.lock:
-                entry = self.loaded.get(full)
-                if entry is not None:
-                    entry.users += 1
-                    return entry, False
-            entry = load_for_serving(self.paths[full])
-            with self.lock:
-                entry.users += 1
-                self.loaded[full] = entry
-            return entry, True
+            self.states.setdefault(full_name(name), ModelState()).users += 1
 
-    def release(self, name: str, keep_alive: float) -> None:
-        full = full_name(name)
+    def release(self, name: str, keep_alive: float | None) -> None:
+        """One request less; ``keep_alive`` None leaves the expiry as it was (a request that never ran)."""
         with self.lock:
-            entry = self.loaded.get(full)
-            if entry is None:
+            state = self.states.get(full_name(name))
+            if state is None:
                 return
-            entry.users -= 1
-            entry.expires_at = float("inf") if keep_alive < 0 else time.time() + keep_alive
+            state.users -= 1
+            if keep_alive is not None:
+                state.expires_at = float("inf") if keep_alive < 0 else time.time() + keep_alive
         self.sweep()
+
+    def worker_loaded(self, name: str, size: int, context_length: int) -> None:
+        with self.lock:
+            state = self.states.get(name)
+            if state is not None:
+                state.size, state.context_length = size, context_length
 
     def unload(self, name: str) -> None:
         with self.lock:
-            entry = self.loaded.get(full_name(name))
-            if entry is not None:
-                entry.expires_at = time.time()
+            state = self.states.get(full_name(name))
+            if state is not None:
+                state.expires_at = time.time()
         self.sweep()
 
     def sweep(self) -> None:
         """Unload the idle models whose keep_alive has passed."""
         now = time.time()
         with self.lock:
-            for full in [n for n, e in self.loaded.items() if e.users == 0 and e.expires_at <= now]:
-                del self.loaded[full]
+            expired = [n for n, s in self.states.items() if s.users == 0 and s.expires_at <= now]
+            for name in expired:
+                del self.states[name]
+        for name in expired:
+            self.on_unload(name)
 
-    def running(self) -> dict[str, LoadedModel]:
+    def running(self) -> dict[str, ModelState]:
+        """The models a worker has loaded and that have not expired."""
         self.sweep()
         with self.lock:
-            return dict(self.loaded)
+            return {n: replace(s) for n, s in self.states.items() if s.size is not None}
 
 
 def load_for_serving(path: str) -> LoadedModel:

@@ -3,7 +3,6 @@ streams), /api/embed."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -14,13 +13,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from .. import __version__
 from . import durations
-from .embedding import EmbeddingRequest, run_embedding
+from .embedding import EmbeddingRequest
 from .errors import ServeError
 from .generation import GenerationRequest
-from .handling import collect, events, read_json, start_generation
+from .handling import collect, events, read_json, start_generation, submit
+from .model_tasks import LoadRequest, ShowRequest
 from .options import logger, ollama_settings
 from .prompts import chat_messages, generate_prompt
-from .show import show_reply
 
 router = APIRouter()
 
@@ -86,40 +85,38 @@ async def tags(request: Request) -> dict:
 
 @router.post("/api/show")
 async def show(request: Request) -> dict:
-    """Reads the config from the loaded model, loading it first (kept for the server's keep_alive) if need be."""
+    """Reads the config from the model as a worker loaded it (loading it first, for the server's keep_alive)."""
     body = await read_json(request)
     registry = request.app.state.registry
     name = registry.resolve(body.get("model"))
-    entry, _ = await asyncio.to_thread(registry.acquire, name)
-    registry.release(name, request.app.state.config.keep_alive)
     path = registry.paths[name]
-    return show_reply(name, entry.model.config, entry.tokenizer, _details(path), _modified_at(path))
+    _, (_, reply) = await submit(request, ShowRequest(name, _details(path), _modified_at(path)), None)
+    return reply
 
 
 @router.get("/api/ps")
 async def ps(request: Request) -> dict:
     registry = request.app.state.registry
     models = []
-    for name, entry in sorted(registry.running().items()):
+    for name, state in sorted(registry.running().items()):
         path = registry.paths[name]
-        expires = entry.expires_at if entry.users == 0 else float("inf")
+        expires = state.expires_at if state.users == 0 else float("inf")
         expires_at = datetime.fromtimestamp(min(expires, 253402300799), timezone.utc).isoformat()
-        models.append({"name": name, "model": name, "size": entry.size, "digest": _digest(name, path),
+        models.append({"name": name, "model": name, "size": state.size, "digest": _digest(name, path),
                        "details": _details(path), "expires_at": expires_at, "size_vram": 0,
-                       "context_length": int(entry.model.config.max_seq_len)})
+                       "context_length": state.context_length})
     return {"models": models}
 
 
 async def _load_or_unload(request: Request, name: str, keep_alive: float, reply: dict) -> JSONResponse:
     """An empty prompt (or no messages): load the model, or unload it when ``keep_alive`` is 0."""
     registry = request.app.state.registry
-    registry.resolve(name)
+    name = registry.resolve(name)
     if keep_alive == 0:
         registry.unload(name)
         reason = "unload"
     else:
-        await asyncio.to_thread(registry.acquire, name)
-        registry.release(name, keep_alive)
+        await submit(request, LoadRequest(name), keep_alive)
         reason = "load"
     return JSONResponse({"model": name, "created_at": now(), **reply, "done": True, "done_reason": reason})
 
@@ -137,8 +134,8 @@ def _ndjson(job, name: str, chunk) -> StreamingResponse:
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
-async def _respond(request: Request, body: dict, generation: GenerationRequest, chunk):
-    job = await start_generation(request, generation)
+async def _respond(request: Request, body: dict, generation: GenerationRequest, keep_alive: float, chunk):
+    job = await start_generation(request, generation, keep_alive)
     if body.get("stream", True) is False:
         text, stats = await collect(request, job)
         return JSONResponse({"model": generation.model, "created_at": now(), **chunk(text), "done": True, **stats})
@@ -158,9 +155,8 @@ async def generate(request: Request):
         return await _load_or_unload(request, name, keep_alive, {"response": ""})
     _log_unsupported(body, ("template", "format", "suffix", "images", "context"))
     text = prompt if body.get("raw") else generate_prompt(prompt, body.get("system"))
-    generation = GenerationRequest(request.app.state.registry.resolve(name), text,
-                                   ollama_settings(body.get("options")), keep_alive)
-    return await _respond(request, body, generation, lambda piece: {"response": piece})
+    generation = GenerationRequest(request.app.state.registry.resolve(name), text, ollama_settings(body.get("options")))
+    return await _respond(request, body, generation, keep_alive, lambda piece: {"response": piece})
 
 
 @router.post("/api/chat")
@@ -173,24 +169,19 @@ async def chat(request: Request):
         return await _load_or_unload(request, name, keep_alive, empty_message)
     _log_unsupported(body, ("format", "tools"))
     generation = GenerationRequest(request.app.state.registry.resolve(name), "", ollama_settings(body.get("options")),
-                                   keep_alive, messages=chat_messages(messages))
-    return await _respond(request, body, generation,
+                                   messages=chat_messages(messages))
+    return await _respond(request, body, generation, keep_alive,
                           lambda piece: {"message": {"role": "assistant", "content": piece}})
 
 
 @router.post("/api/embed")
 async def embed(request: Request):
     body = await read_json(request)
-    state = request.app.state
-    name = state.registry.resolve(body.get("model"))
+    name = request.app.state.registry.resolve(body.get("model"))
     inputs = body.get("input")
     inputs = [inputs] if isinstance(inputs, str) else inputs
     if not isinstance(inputs, list) or not inputs or not all(isinstance(t, str) for t in inputs):
         raise ServeError(400, f"input must be a string or a non-empty list of strings, got {body.get('input')!r}")
-    embedding = EmbeddingRequest(name, tuple(inputs), body.get("truncate", True) is not False,
-                                 _keep_alive(request, body))
-    job = state.pool.start(lambda job: run_embedding(state.registry, embedding, job))
-    event = await job.next_event(request)
-    if event[0] == "error":
-        raise ServeError(event[1], event[2])
-    return {"model": name, **event[1]}
+    embedding = EmbeddingRequest(name, tuple(inputs), body.get("truncate", True) is not False)
+    _, (_, reply) = await submit(request, embedding, _keep_alive(request, body))
+    return {"model": name, **reply}

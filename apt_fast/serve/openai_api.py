@@ -40,8 +40,8 @@ async def _complete(request: Request, body: dict, prompt: str, kind: str):
     registry = request.app.state.registry
     messages = chat_messages(body.get("messages")) if kind == "chat" else None
     generation = GenerationRequest(registry.resolve(body.get("model")), prompt, openai_settings(body),
-                                   request.app.state.config.keep_alive, messages=messages)
-    job = await start_generation(request, generation)
+                                   messages=messages)
+    job = await start_generation(request, generation, None)
     ident = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
     head = {"id": ident, "created": int(time.time()), "model": generation.model}
     if not body.get("stream"):

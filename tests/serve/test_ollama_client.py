@@ -122,15 +122,17 @@ def test_an_idle_model_is_unloaded_once_its_keep_alive_passed(serve):
 
     server = serve(keep_alive=1.0)
     client = ollama.Client(host=server.url)
-    client.generate(model="tiny", prompt="q", options={"num_predict": 1})
-    assert "tiny:latest" in server.app.state.registry.loaded
+    first = client.generate(model="tiny", prompt="q", options={"num_predict": 1})
+    assert "tiny:latest" in server.app.state.registry.states and first.load_duration > 0
     deadline = time.monotonic() + 10
-    while "tiny:latest" in server.app.state.registry.loaded:  # unloaded by the server, without a request
+    while "tiny:latest" in server.app.state.registry.states:  # unloaded by the server, without a request
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    client.generate(model="tiny", prompt="q", options={"num_predict": 1}, keep_alive=-1)
+    again = client.generate(model="tiny", prompt="q", options={"num_predict": 1}, keep_alive=-1)
+    assert again.load_duration > 0  # the worker had dropped it
     [running] = client.ps().models
     assert running.expires_at.year == 9999
+    assert client.generate(model="tiny", prompt="q", options={"num_predict": 1}).load_duration == 0
 
 
 def test_embed_gives_unit_mean_pooled_encoder_states(client, tiny_model_dir):
@@ -162,33 +164,32 @@ def test_embed_over_the_context_is_cut_unless_truncate_is_false(client):
         400, "input[0] is 60 tokens, longer than the model's context of 48 tokens (truncate is false)")
 
 
+TEMPLATE = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
+
+
 def test_chat_uses_the_tokenizers_chat_template_when_it_has_one(serve):
-    server = serve()
-    client = ollama.Client(host=server.url)
+    from worker_hooks import MODULE
+
     messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]
     greedy = {"temperature": 0, "num_predict": 8}
+    client = ollama.Client(host=serve().url)
     default_layout = client.generate(model="tiny", prompt="system: s\nhi", raw=True, options=greedy).response
     reply = client.chat(model="tiny", messages=messages, options=greedy)
     assert (reply.message.content, reply.prompt_eval_count) == (default_layout, len("system: s\nhi"))
-    registry = server.app.state.registry
-    entry, _ = registry.acquire("tiny")
-    registry.release("tiny", -1)
-    entry.tokenizer.chat_template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
+    client = ollama.Client(host=serve(worker_setup=(MODULE, "set_chat_template", TEMPLATE)).url)
     templated = client.generate(model="tiny", prompt="<system>s<user>hi<assistant>", raw=True, options=greedy)
     reply = client.chat(model="tiny", messages=messages, options=greedy)
     assert (reply.message.content, reply.prompt_eval_count) == (templated.response, len("<system>s<user>hi<assistant>"))
-    entry.tokenizer.chat_template = "{{ messages[0].content | no_such_filter }}"
+    broken = (MODULE, "set_chat_template", "{{ messages[0].content | no_such_filter }}")
     with pytest.raises(ollama.ResponseError) as raised:
-        client.chat(model="tiny", messages=messages)
+        ollama.Client(host=serve(worker_setup=broken).url).chat(model="tiny", messages=messages)
     assert raised.value.status_code == 400 and raised.value.error.startswith("the model's chat template failed")
 
 
 def test_show_gives_the_chat_template_as_an_ollama_template(serve):
-    server = serve()
-    registry = server.app.state.registry
-    entry, _ = registry.acquire("tiny")
-    registry.release("tiny", -1)
-    entry.tokenizer.chat_template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
+    from worker_hooks import MODULE
+
+    server = serve(worker_setup=(MODULE, "set_chat_template", TEMPLATE))
     shown = ollama.Client(host=server.url).show("tiny")
     assert shown.template == ("{{ if .System }}<system>{{ .System }}<user>{{ .Prompt }}<assistant>{{ else }}"
                               "<user>{{ .Prompt }}<assistant>{{ end }}")
