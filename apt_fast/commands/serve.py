@@ -28,6 +28,23 @@ def origins(value: str | None) -> tuple[str, ...]:
     return tuple(o.strip() for o in (value or "").split(",") if o.strip())
 
 
+MAX_DEFAULT_PARALLEL = 4
+
+
+def default_parallel(environment_value: str | None) -> int:
+    """``--parallel``'s default: OLLAMA_NUM_PARALLEL when set, else one worker per usable core, at most
+    MAX_DEFAULT_PARALLEL."""
+    if environment_value is None or not environment_value.strip():
+        return max(1, min(MAX_DEFAULT_PARALLEL, len(os.sched_getaffinity(0))))
+    try:
+        value = int(environment_value)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"OLLAMA_NUM_PARALLEL must be a whole number >= 1, got {environment_value!r}")
+    return value
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve", help="serve APT models over Ollama's API and the OpenAI-compatible API (needs apt-fast[serve])",
@@ -41,7 +58,10 @@ def add_parser(subparsers) -> None:
                         help="offer the model at PATH as NAME (name:tag, 'x' means 'x:latest'); repeatable")
     parser.add_argument("--models-dir", metavar="DIR",
                         help="offer every model directory and model file in DIR under its name")
-    parser.add_argument("--parallel", type=int, default=1, help="requests generated at once (default %(default)s)")
+    parser.add_argument("--parallel", type=int,
+                        help="requests generated at once, each in a worker process of its own that holds its own copy "
+                             "of the models and shares the cores with the others (default: OLLAMA_NUM_PARALLEL, else "
+                             f"one per core, at most {MAX_DEFAULT_PARALLEL})")
     parser.add_argument("--max-queue", type=int, default=512,
                         help="requests waiting beyond --parallel before 503 'server busy' (default %(default)s)")
     parser.add_argument("--keep-alive", default=os.environ.get("OLLAMA_KEEP_ALIVE", "5m"),
@@ -75,14 +95,15 @@ def run(args: argparse.Namespace) -> int:
         models[name] = path
     if not models:
         raise ValueError("no models to serve: give --model NAME=PATH or --models-dir DIR")
-    config = ServeConfig(models=models, parallel=args.parallel, max_queue=args.max_queue,
+    parallel = args.parallel if args.parallel is not None else default_parallel(os.environ.get("OLLAMA_NUM_PARALLEL"))
+    config = ServeConfig(models=models, parallel=parallel, max_queue=args.max_queue,
                          keep_alive=durations.seconds(args.keep_alive, "--keep-alive"), max_body=args.max_body,
                          check_host=is_loopback(host), origins=origins(os.environ.get("OLLAMA_ORIGINS")))
     app = create_app(config)
     if not is_loopback(host):
         print(f"apt-fast serve: warning: listening on {host}, not a loopback address; there is no authentication, "
               f"anyone who can reach this port can use the models", file=sys.stderr)
-    print(f"apt-fast serve: {len(models)} model(s) ({', '.join(sorted(models))}) on http://{host}:{port}",
-          file=sys.stderr)
+    print(f"apt-fast serve: {len(models)} model(s) ({', '.join(sorted(models))}) on http://{host}:{port}, "
+          f"{parallel} worker(s) of {app.state.pool.threads_per_worker} thread(s)", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level="warning" if args.quiet else "info")
     return 0

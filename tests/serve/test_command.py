@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apt_fast.cli import main
-from apt_fast.commands.serve import byte_size
+from apt_fast.commands.serve import MAX_DEFAULT_PARALLEL, byte_size, default_parallel
 from apt_fast.serve.durations import seconds
 from apt_fast.serve.host import is_loopback, parse_ollama_host
 from apt_fast.serve.models import full_name, models_in, parse_model_argument
@@ -47,10 +47,14 @@ def test_names_sizes_and_durations(tmp_path):
     (["--models-dir", "/no/such/dir"], "--models-dir /no/such/dir: no such directory"),
     (["--keep-alive", "soon", "--model", "t=."], "--keep-alive must be seconds or a duration such as '5m', got 'soon'"),
     (["--parallel", "0", "--model", "t=."], "--parallel must be >= 1, got 0"),
+    (["--model", "t=.", "OLLAMA_NUM_PARALLEL=two"], "OLLAMA_NUM_PARALLEL must be a whole number >= 1, got 'two'"),
 ])
 def test_bad_arguments_give_one_line(argv, message, capsys, monkeypatch):
     pytest.importorskip("uvicorn")
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    for setting in [a for a in argv if "_" in a and "=" in a]:
+        monkeypatch.setenv(*setting.split("=", 1))
+        argv = [a for a in argv if a != setting]
     assert main(["serve", *argv]) == 2
     assert capsys.readouterr().err == f"apt-fast serve: error: {message}\n"
 
@@ -72,9 +76,20 @@ def test_binding_beyond_loopback_warns_and_turns_the_host_check_off(tmp_path, ca
     (tmp_path / "m").mkdir()
     assert main(["serve", "--model", f"m={tmp_path / 'm'}"]) == 0
     [(app, kwargs)] = runs
+    app.state.pool.shutdown()
     assert (kwargs["host"], kwargs["port"], app.state.config.check_host) == ("0.0.0.0", 9999, False)
     warning = "warning: listening on 0.0.0.0, not a loopback address; there is no authentication"
     assert warning in capsys.readouterr().err
     assert main(["serve", "--host", "127.0.0.1", "--port", "11500", "--model", f"m={tmp_path / 'm'}"]) == 0
+    runs[1][0].state.pool.shutdown()
     assert (runs[1][1]["host"], runs[1][1]["port"], runs[1][0].state.config.check_host) == ("127.0.0.1", 11500, True)
     assert "warning" not in capsys.readouterr().err
+
+
+def test_parallel_defaults_to_ollama_num_parallel_else_one_worker_per_core():
+    import os
+
+    assert default_parallel("3") == 3
+    assert default_parallel(None) == default_parallel(" ") == min(MAX_DEFAULT_PARALLEL, len(os.sched_getaffinity(0)))
+    with pytest.raises(ValueError, match="OLLAMA_NUM_PARALLEL must be a whole number >= 1, got '0'"):
+        default_parallel("0")

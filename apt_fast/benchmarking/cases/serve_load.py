@@ -1,10 +1,11 @@
 """`apt-fast serve` under load: 8 concurrent streaming clients (load_generator.py) against the server, run as a user
-runs it (`apt-fast serve` in a process of its own, default settings), against a one-request-at-a-time loop calling
-``model.generate`` directly on the same model in this process. Both sides decode the same requests greedily (the
-benchmark model's shape with the byte tokenizer, each request a raw prompt of about 60 bytes and up to 32 new
-tokens), and the check requires every served text to equal the direct one. Target: aggregate tokens/s >= 1.0x the
-direct loop's, i.e. time ratio <= 1.0. The extra figures pool every load run of the case: requests/s, tokens/s,
-p50/p99 time to first token and total latency, errors (which must be 0)."""
+runs it (`apt-fast serve` in a process of its own, default settings: one worker process per core, at most 4),
+against a one-request-at-a-time loop calling ``model.generate`` directly on the same model in this process. Both
+sides decode the same requests greedily (the benchmark model's shape with the byte tokenizer, each request a raw
+prompt of about 60 bytes and up to 32 new tokens), and the check requires every served text to equal the direct
+one. Target: aggregate tokens/s >= 1.0x the direct loop's, i.e. time ratio <= 1.0. The extra figures pool every
+load run of the case: requests/s, tokens/s, p50/p99 time to first token and total latency, errors (which must be
+0)."""
 
 from __future__ import annotations
 
@@ -111,6 +112,12 @@ def _preload(url: str) -> None:
                            f"{response.text}")
 
 
+def _default_workers() -> int:
+    from ...commands.serve import default_parallel
+
+    return default_parallel(os.environ.get("OLLAMA_NUM_PARALLEL"))
+
+
 def _direct_loop(served: ServedModel) -> list[tuple[str, str]]:
     """The baseline: each request in turn through ``model.generate`` (greedy); (prompt, text decoded as the server
     decodes it) per request."""
@@ -161,7 +168,8 @@ CASES = [
         name=f"serve_load[{CLIENTS} clients]",
         family="serve",
         shape=lambda served: f"{served.requests} requests x <= {served.new_tokens} greedy tokens, {CLIENTS} streaming "
-                             f"clients; D=256, 2+2 layers, d_ff 1024, byte vocab {served.tokenizer.vocab_size}",
+                             f"clients, {_default_workers()} workers; D=256, 2+2 layers, d_ff 1024, byte vocab "
+                             f"{served.tokenizer.vocab_size}",
         make_inputs=_served_model,
         prepare=lambda served: served,
         baseline=_direct_loop,
