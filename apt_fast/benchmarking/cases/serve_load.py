@@ -94,7 +94,7 @@ def _served_model(quick: bool) -> ServedModel:
     save(APTModel(config).eval(), path, tokenizer)
     loaded = load_for_serving(path)  # the model exactly as the server prepares it
     prompts = [f"Request {i}: the quick brown fox jumps over the lazy dog." for i in range(CLIENTS)]
-    served = ServedModel(path, loaded.model, loaded.tokenizer, prompts, requests=CLIENTS * (3 if quick else 20),
+    served = ServedModel(path, loaded.model, loaded.tokenizer, prompts, requests=CLIENTS * (3 if quick else 32),
                          new_tokens=16 if quick else 32)
     process, served.url = _start_server(path)
     weakref.finalize(served, _stop, process)
