@@ -1,5 +1,5 @@
 """Ollama's REST API: /, /api/version, /api/tags, /api/show, /api/ps, /api/generate and /api/chat (NDJSON
-streams), /api/embed."""
+streams), /api/embed and the older /api/embeddings."""
 
 from __future__ import annotations
 
@@ -153,8 +153,8 @@ async def generate(request: Request):
         raise ServeError(400, "raw mode does not support template, system, or context")
     if not prompt:
         return await _load_or_unload(request, name, keep_alive, {"response": ""})
-    _log_unsupported(body, ("template", "format", "suffix", "images", "context"))
-    text = prompt if body.get("raw") else generate_prompt(prompt, body.get("system"))
+    _log_unsupported(body, ("format", "suffix", "images", "context"))
+    text = prompt if body.get("raw") else generate_prompt(prompt, body.get("system"), body.get("template"))
     generation = GenerationRequest(request.app.state.registry.resolve(name), text, ollama_settings(body.get("options")))
     return await _respond(request, body, generation, keep_alive, lambda piece: {"response": piece})
 
@@ -185,3 +185,15 @@ async def embed(request: Request):
     embedding = EmbeddingRequest(name, tuple(inputs), body.get("truncate", True) is not False)
     _, (_, reply) = await submit(request, embedding, _keep_alive(request, body))
     return {"model": name, **reply}
+
+
+@router.post("/api/embeddings")
+async def embeddings(request: Request):
+    """Ollama's older embedding route: one ``prompt``, one ``embedding`` (the same vector /api/embed gives)."""
+    body = await read_json(request)
+    name = request.app.state.registry.resolve(body.get("model"))
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        raise ServeError(400, f"prompt must be a non-empty string, got {prompt!r}")
+    _, (_, reply) = await submit(request, EmbeddingRequest(name, (prompt,), True), _keep_alive(request, body))
+    return {"embedding": reply["embeddings"][0]}

@@ -1,18 +1,21 @@
 """The OpenAI-compatible API under /v1: models, chat completions and completions (SSE streams ending with
-``data: [DONE]``)."""
+``data: [DONE]``), embeddings."""
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import time
 import uuid
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from .embedding import EmbeddingRequest
 from .errors import ServeError
 from .generation import GenerationRequest
-from .handling import collect, events, read_json, start_generation
+from .handling import collect, events, read_json, start_generation, submit
 from .options import openai_settings
 from .prompts import chat_messages
 
@@ -93,3 +96,30 @@ async def completions(request: Request):
     if not isinstance(prompt, str) or not prompt:
         raise ServeError(400, f"prompt must be a non-empty string, got {prompt!r}")
     return await _complete(request, body, prompt, "text")
+
+
+@router.post("/embeddings")
+async def embeddings(request: Request) -> dict:
+    """The unit mean-pooled encoder states of each ``input`` (as /api/embed); inputs longer than the context are
+    a 400, as OpenAI does not truncate."""
+    body = await read_json(request)
+    name = request.app.state.registry.resolve(body.get("model"))
+    inputs = body.get("input")
+    inputs = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(t, str) and t for t in inputs):
+        raise ServeError(400, f"input must be a non-empty string or list of them, got {body.get('input')!r}")
+    encoding = body.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise ServeError(400, f"encoding_format must be 'float' or 'base64', got {encoding!r}")
+    _, (_, reply) = await submit(request, EmbeddingRequest(name, tuple(inputs), False), None)
+    count = reply["prompt_eval_count"]
+    return {"object": "list", "model": name, "usage": {"prompt_tokens": count, "total_tokens": count},
+            "data": [{"object": "embedding", "index": i, "embedding": _encoded(vector, encoding)}
+                     for i, vector in enumerate(reply["embeddings"])]}
+
+
+def _encoded(vector: list[float], encoding: str):
+    """``base64``: the little-endian float32 bytes, as OpenAI's client asks for by default."""
+    if encoding == "float":
+        return vector
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")

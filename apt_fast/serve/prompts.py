@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..train.records import render_prompt
 from .errors import ServeError
+from .go_template import render
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -43,8 +44,13 @@ def chat_prompt(messages: tuple[dict, ...], tokenizer) -> str:
     return render_prompt([(m["role"], m["content"]) for m in history], last["content"])
 
 
-def generate_prompt(prompt: str, system) -> str:
-    """``system`` (when given) as a first ``system:`` line, then the prompt."""
+def generate_prompt(prompt: str, system, template=None) -> str:
+    """The request's ``template`` (a Go template, go_template.py) with ``system`` and the prompt, else ``system``
+    (when given) as a first ``system:`` line, then the prompt."""
     if system is not None and not isinstance(system, str):
         raise ServeError(400, f"system must be a string, got {system!r}")
+    if template is not None and not isinstance(template, str):
+        raise ServeError(400, f"template must be a string, got {template!r}")
+    if template:
+        return render(template, {"System": system or "", "Prompt": prompt, "Response": ""})
     return render_prompt([("system", system)], prompt) if system else prompt

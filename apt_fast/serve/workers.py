@@ -163,7 +163,10 @@ class WorkerPool:
                 worker.cancelled.set()
 
     def _read(self, worker: Worker) -> None:
-        """The worker's messages, in order: a job's events to the job, a loaded model to ``loaded``."""
+        """The worker's messages, in order: a job's events to the job, a loaded model to ``loaded``. A job's final
+        event ("done" or "error") is held until the worker has finished, so that a client that has its reply finds
+        the worker free and the model's keep_alive set."""
+        final = None
         while True:
             try:
                 message = worker.connection.recv()
@@ -172,13 +175,19 @@ class WorkerPool:
                     self._replace(worker)
                 return
             if message[0] == "finished":
-                self._finished(worker, None)
+                job = self._finished(worker, None)
+                if job is not None and final is not None:
+                    job.emit(final)
+                final = None
             elif message[0] == "loaded":
                 self.loaded(*message[1:])
+            elif message[0] in ("done", "error"):
+                final = message
             else:
                 worker.job.emit(message)
 
-    def _finished(self, worker: Worker, replacement: Worker | None) -> None:
+    def _finished(self, worker: Worker, replacement: Worker | None) -> Job | None:
+        """Free ``worker`` (or put ``replacement`` in its place), end its job and dispatch the next; its job."""
         with self.lock:
             job, worker.job = worker.job, None
             if replacement is not None:
@@ -190,6 +199,7 @@ class WorkerPool:
         if job is not None:
             job.finish()
         self._dispatch()
+        return job
 
     def _replace(self, worker: Worker) -> None:
         """A worker process died: its job fails with a 500, a new process takes its place."""

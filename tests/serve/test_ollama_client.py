@@ -154,6 +154,7 @@ def test_embed_gives_unit_mean_pooled_encoder_states(client, tiny_model_dir):
     torch.testing.assert_close(vectors[1], expected, atol=1e-5, rtol=0)
     single = client.embed(model="tiny", input="hello").embeddings
     assert single == [reply.embeddings[0]]
+    assert client.embeddings(model="tiny", prompt="hello").embedding == reply.embeddings[0]  # the older route
 
 
 def test_embed_over_the_context_is_cut_unless_truncate_is_false(client):
@@ -204,3 +205,20 @@ def test_generate_system_line_and_raw(client):
         client.generate(model="tiny", prompt="hi", system="s", raw=True)
     assert (raised.value.status_code, raised.value.error) == (400, "raw mode does not support template, system, "
                                                                    "or context")
+
+
+def test_a_requests_go_template_lays_out_the_prompt(client):
+    template = "{{- if .System }}<s>{{ .System }}</s>\n{{- end }}\n<u>{{ .Prompt }}</u>{{ .Response }}"
+    reply = client.generate(model="tiny", prompt="hi", system="be brief", template=template,
+                            options={"num_predict": 1})
+    assert reply.prompt_eval_count == len("<s>be brief</s>\n<u>hi</u>")
+    plain = client.generate(model="tiny", prompt="hi", template=template, options={"num_predict": 1})
+    assert plain.prompt_eval_count == len("\n<u>hi</u>")
+    with pytest.raises(ollama.ResponseError) as raised:
+        client.generate(model="tiny", prompt="hi", template="{{ range .Messages }}{{ end }}")
+    assert (raised.value.status_code, raised.value.error) == (
+        400, "template: unsupported action '{{ range .Messages }}' (apt-fast serve supports .System, .Prompt, "
+             ".Response, if, else and end)")
+    with pytest.raises(ollama.ResponseError) as raised:
+        client.generate(model="tiny", prompt="hi", template="{{ if .System }}x")
+    assert raised.value.error == "template: {{ if .System }} has no {{ end }}"

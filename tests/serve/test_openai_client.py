@@ -1,11 +1,12 @@
 """The real `openai` client against a running `apt-fast serve`: models, chat completions and completions,
-streamed (SSE ending with [DONE]) and not, usage and stop sequences."""
+streamed (SSE ending with [DONE]) and not, usage and stop sequences, embeddings."""
 
 from __future__ import annotations
 
 import pytest
 
 openai = pytest.importorskip("openai")
+ollama = pytest.importorskip("ollama")
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -67,3 +68,16 @@ def test_completions_streamed_and_not(client):
     chunks = list(client.completions.create(model="tiny", prompt="abc", max_tokens=4, seed=9, stream=True))
     assert "".join(c.choices[0].text for c in chunks) == whole.choices[0].text
     assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_embeddings_are_the_ollama_vectors(client, server):
+    vectors = ollama.Client(host=server.url).embed(model="tiny", input=["hello", "a longer text"]).embeddings
+    reply = client.embeddings.create(model="tiny", input=["hello", "a longer text"])
+    assert [d.embedding for d in reply.data] == vectors and [d.index for d in reply.data] == [0, 1]
+    assert reply.usage.prompt_tokens == len("helloa longer text") and reply.model == "tiny:latest"
+    as_floats = client.embeddings.create(model="tiny", input="hello", encoding_format="float")
+    assert as_floats.data[0].embedding == vectors[0]
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.embeddings.create(model="tiny", input="x" * 60)
+    assert raised.value.body["message"] == ("input[0] is 60 tokens, longer than the model's context of 48 tokens "
+                                            "(truncate is false)")
