@@ -58,6 +58,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                   lifespan=_unload_expired_models_and_stop_workers)
     app.state.config = config
     app.state.registry = ModelRegistry(dict(config.models))
+    app.state.show_replies = {}  # /api/show's reply by model digest
     app.state.pool = WorkerPool(config.models, config.parallel, config.max_queue,
                                 loaded=app.state.registry.worker_loaded, setup=config.worker_setup)
     app.state.registry.on_unload = app.state.pool.unload

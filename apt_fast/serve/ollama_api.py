@@ -85,13 +85,17 @@ async def tags(request: Request) -> dict:
 
 @router.post("/api/show")
 async def show(request: Request) -> dict:
-    """Reads the config from the model as a worker loaded it (loading it first, for the server's keep_alive)."""
+    """Reads the config from the model as a worker loaded it (loading it first, for the server's keep_alive), once
+    per version of the model's files: the reply is kept under the model's digest, so that clients that show a
+    model before each chat do not queue behind the generations."""
     body = await read_json(request)
     registry = request.app.state.registry
     name = registry.resolve(body.get("model"))
     path = registry.paths[name]
-    _, (_, reply) = await submit(request, ShowRequest(name, _details(path), _modified_at(path)), None)
-    return reply
+    replies, digest = request.app.state.show_replies, _digest(name, path)
+    if digest not in replies:
+        _, (_, replies[digest]) = await submit(request, ShowRequest(name, _details(path), _modified_at(path)), None)
+    return replies[digest]
 
 
 @router.get("/api/ps")

@@ -3,6 +3,9 @@ not), options, stop sequences, load and unload."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 ollama = pytest.importorskip("ollama")
@@ -106,7 +109,12 @@ def test_keep_alive_zero_unloads_after_the_request(client):
     assert [m.model for m in client.ps().models] == ["tiny:latest"]
 
 
-def test_show_gives_model_info_details_template_and_parameters(client):
+def test_show_gives_model_info_details_template_and_parameters(serve, tmp_path):
+    from worker_hooks import Gate
+
+    gate = Gate(tmp_path)
+    server = serve(parallel=1, max_queue=0, worker_setup=gate.setup)
+    client = ollama.Client(host=server.url)
     shown = client.show("tiny")
     assert shown.details.family == "apt" and shown.details.format == "safetensors"
     assert shown.modelinfo["general.architecture"] == "apt" and shown.modelinfo["apt.context_length"] == 48
@@ -115,6 +123,13 @@ def test_show_gives_model_info_details_template_and_parameters(client):
     with pytest.raises(ollama.ResponseError) as raised:
         client.show("nope")
     assert (raised.value.status_code, raised.value.error) == (404, "model 'nope' not found")
+    busy = threading.Thread(target=client.generate, kwargs=dict(model="tiny", prompt="q", options={"num_predict": 2}))
+    busy.start()  # the one worker is held at the gate, the queue takes nothing more
+    while gate.started == 0:
+        time.sleep(0.01)
+    assert client.show("tiny") == shown  # answered without a worker
+    gate.open()
+    busy.join()
 
 
 def test_an_idle_model_is_unloaded_once_its_keep_alive_passed(serve):
