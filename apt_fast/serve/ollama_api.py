@@ -120,7 +120,8 @@ async def _load_or_unload(request: Request, name: str, keep_alive: float, reply:
         registry.unload(name)
         reason = "unload"
     else:
-        await submit(request, LoadRequest(name), keep_alive)
+        await submit(request, LoadRequest(name), keep_alive)  # reports a failure to load
+        request.app.state.pool.preload(name)  # the other workers load it too, when idle
         reason = "load"
     return JSONResponse({"model": name, "created_at": now(), **reply, "done": True, "done_reason": reason})
 

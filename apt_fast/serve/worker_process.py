@@ -4,7 +4,8 @@ threads: a decode step of a small model is mostly Python-side work under the GIL
 would take turns instead of running side by side.
 
 A task has ``run(models, job)`` and ``ACTION``, the noun an error names ("generation failed: ...").
-Messages from the server: ``("run", task)``, ``("unload", name)``, ``("stop",)``. To the server: the task's events,
+Messages from the server: ``("run", task)``, ``("load", name)`` (a preload; a failure is left for the request that
+needs the model to report), ``("unload", name)``, ``("stop",)``. To the server: the task's events,
 ``("loaded", name, size, context_length)`` when a model was loaded (before the task's first event) and
 ``("finished",)`` after each task."""
 
@@ -62,6 +63,8 @@ def worker_main(connection, cancelled, paths: dict[str, str], threads: int, setu
             return
         if message[0] == "unload":
             models.drop(message[1])
+        elif message[0] == "load":
+            _preload(models, message[1])
         elif message[0] == "run":
             _run(message[1], models, job)
             connection.send(("finished",))
@@ -75,3 +78,10 @@ def _run(task, models: WorkerModels, job: WorkerJob) -> None:
     except Exception as error:  # a failure of the model itself: reported to the client, logged here
         logger.exception("%s failed", task.ACTION)
         job.emit(("error", 500, f"{task.ACTION} failed: {type(error).__name__}: {error}"))
+
+
+def _preload(models: WorkerModels, name: str) -> None:
+    try:
+        models.get(name)
+    except Exception:  # the request that needs the model loads it again and reports the failure
+        logger.debug("preloading %s failed", name, exc_info=True)

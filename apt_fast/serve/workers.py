@@ -134,6 +134,12 @@ class WorkerPool:
         self._dispatch()
         return job
 
+    def preload(self, name: str) -> None:
+        """Every worker loads ``name`` when it is next idle (Ollama's empty-prompt load)."""
+        with self.lock:
+            for worker in self.workers:
+                _send(worker, ("load", name))
+
     def unload(self, name: str) -> None:
         """Every worker drops ``name`` (after the task it is running, if any)."""
         with self.lock:

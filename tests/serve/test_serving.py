@@ -151,3 +151,17 @@ def test_workers_share_the_threads_and_leave_the_callers_alone(threads, parallel
     assert pool.threads_per_worker == per_worker
     assert {p.read_text() for p in tmp_path.glob("threads-*")} == {str(per_worker)}
     assert torch.get_num_threads() == threads
+
+
+def test_an_empty_prompt_loads_the_model_in_every_worker(serve):
+    server = serve(parallel=2)
+    registry, loads = server.app.state.registry, []
+    report = registry.worker_loaded
+    server.app.state.pool.loaded = lambda *args: loads.append(args[0]) or report(*args)
+    client = ollama.Client(host=server.url)
+    assert client.generate(model="tiny", prompt="").done_reason == "load"
+    wait_until(lambda: loads == ["tiny:latest"] * 2)
+    with ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(lambda _: client.generate(model="tiny", prompt="q", options={"num_predict": 2}),
+                                range(4)))
+    assert [r.load_duration for r in replies] == [0] * 4 and len(loads) == 2
