@@ -136,15 +136,16 @@ class WorkerPool:
 
     def preload(self, name: str) -> None:
         """Every worker loads ``name`` when it is next idle (Ollama's empty-prompt load)."""
-        with self.lock:
-            for worker in self.workers:
-                _send(worker, ("load", name))
+        self._broadcast(("load", name))
 
     def unload(self, name: str) -> None:
         """Every worker drops ``name`` (after the task it is running, if any)."""
+        self._broadcast(("unload", name))
+
+    def _broadcast(self, message: tuple) -> None:
         with self.lock:
             for worker in self.workers:
-                _send(worker, ("unload", name))
+                _send(worker, message)
 
     def _dispatch(self) -> None:
         with self.lock:
